@@ -1,0 +1,15 @@
+"""Console entry point: ``source-bill spec|check|discover|read``."""
+
+import sys
+
+from airbyte_cdk.entrypoint import launch
+
+from .source import SourceBill
+
+
+def run() -> None:
+    launch(SourceBill(), sys.argv[1:])
+
+
+if __name__ == "__main__":
+    run()

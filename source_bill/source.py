@@ -1,0 +1,144 @@
+"""source-bill: spec, check, and the list of streams."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+
+from airbyte_cdk.models import (
+    AirbyteConnectionStatus,
+    AirbyteMessage,
+    AirbyteStateMessage,
+    AirbyteStateMessageSerializer,
+    ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteCatalogSerializer,
+    Status,
+)
+from airbyte_cdk.sources import AbstractSource
+from airbyte_cdk.sources.streams import Stream
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from . import errors
+from .client import Backoff, BillClient
+from .config import BillConfig, config_error
+from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
+
+
+class SourceBill(AbstractSource):
+    def __init__(self, **client_options: Any) -> None:
+        """``client_options`` (clock, sleep, wall_clock, backoff) exist for tests; the CLI passes none."""
+        super().__init__()
+        self._client_options = client_options
+        self.client: Optional[BillClient] = None
+
+    # --- check ----------------------------------------------------------------------------------------
+    def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+        ok, message = self.check_connection(logger, config)
+        if ok:
+            return AirbyteConnectionStatus(status=Status.SUCCEEDED)
+        return AirbyteConnectionStatus(status=Status.FAILED, message=str(message))
+
+    def check_connection(self, logger: logging.Logger, config: Mapping[str, Any]) -> Tuple[bool, Optional[Any]]:
+        """Log in, then read one record of the first stream this user may read."""
+        try:
+            streams = self._build_streams(config)
+            client = self.client
+            assert client is not None
+            client.auth.session_id()
+            refused = []
+            for stream in streams:
+                try:
+                    client.get(stream.path(), {"max": 1}, context=f"check: {stream.name}")
+                    return True, None
+                except errors.StreamUnavailable as exc:
+                    refused.append(stream.name)
+                    logger.warning(f"check: cannot read {stream.name}: {exc}")
+            return False, (
+                f"Signed in to BILL, but this user may read none of the {len(refused)} objects. "
+                "Give the user a role that can read them (e.g. Administrator or Accountant)."
+            )
+        except AirbyteTracedException as exc:
+            return False, exc.message
+        except Exception as exc:  # anything else still becomes a readable FAILED status
+            logger.exception("check failed")
+            return False, f"Could not reach BILL at {config.get('base_url') or 'the gateway'}: {type(exc).__name__}"
+
+    # --- streams --------------------------------------------------------------------------------------
+    def streams(self, config: Mapping[str, Any]) -> List[Stream]:
+        return list(self._build_streams(config))
+
+    def _build_streams(self, config: Mapping[str, Any]) -> List[BillStream]:
+        bill_config = BillConfig.from_mapping(config)
+        options = dict(self._client_options)
+        backoff = options.pop("backoff", None) or Backoff()
+        self.client = BillClient(bill_config, logging.getLogger("airbyte"), backoff=backoff, **options)
+        return [cls(self.client, bill_config) for cls in STREAM_CLASSES]
+
+    @property
+    def raise_exception_on_missing_stream(self) -> bool:
+        return True  # a catalog naming a stream we do not have is a config error, not a silent skip
+
+    # --- inputs, with errors a person can act on ------------------------------------------------------
+    @staticmethod
+    def read_config(config_path: str) -> MutableMapping[str, Any]:
+        config = _read_json(config_path, "config")
+        if not isinstance(config, MutableMapping):
+            raise config_error(f"The config file {config_path} must hold a JSON object, not {type(config).__name__}.")
+        return config
+
+    @classmethod
+    def read_state(cls, state_path: str) -> List[AirbyteStateMessage]:
+        if not state_path:
+            return []
+        raw = _read_json(state_path, "state")
+        if raw in (None, [], {}):
+            return []
+        if isinstance(raw, dict) and "type" not in raw:  # legacy form {"stream": {...}}
+            raw = [
+                {"type": "STREAM", "stream": {"stream_descriptor": {"name": k}, "stream_state": v}}
+                for k, v in raw.items()
+            ]
+        if not isinstance(raw, list):
+            raw = [raw]
+        messages = []
+        for item in raw:
+            try:
+                message = AirbyteStateMessageSerializer.load(item)
+            except Exception as exc:
+                raise config_error(
+                    f"The state file {state_path} is not a list of Airbyte per-stream state messages ({exc}). "
+                    "Pass the STATE messages this connector emitted, or no state to start over."
+                ) from None
+            if message.stream is not None and not isinstance(message.stream.stream_state, (dict, type(None))):
+                raise config_error(f"The state of stream {message.stream.stream_descriptor.name} must be an object.")
+            messages.append(message)
+        return messages
+
+    @classmethod
+    def read_catalog(cls, catalog_path: str) -> ConfiguredAirbyteCatalog:
+        raw = _read_json(catalog_path, "catalog")
+        try:
+            return ConfiguredAirbyteCatalogSerializer.load(raw)
+        except Exception as exc:
+            raise config_error(f"The catalog file {catalog_path} is not a configured catalog: {exc}") from None
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: Optional[List[AirbyteStateMessage]] = None,
+    ) -> Iterator[AirbyteMessage]:
+        logger.info(f"Reading {len(catalog.streams)} BILL streams, {PAGE_SIZE} records a page.")
+        yield from super().read(logger, config, catalog, state)
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise config_error(f"The {what} file {path} does not exist.") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise config_error(f"The {what} file {path} is not valid JSON: {exc}.") from None

@@ -1,0 +1,506 @@
+"""BILL v3 lists as Airbyte streams: one base owns paging, state and the protocol; each object is a few lines.
+
+Paging: always ``max=100``; BILL's ``nextPage`` goes back as ``page``; records come from ``results``; the list
+ends when ``nextPage`` is absent, null or ""; an empty page that still has a ``nextPage`` is followed; a
+``nextPage`` seen before in the same pass is an error, never a loop.
+
+Streams with ``updatedTime`` read in passes sorted ``updatedTime:asc``, with the filter
+``updatedTime:gte:"<lower bound>"`` fixed when the pass starts. BILL's page tokens may be plain offsets,
+so a record edited mid-pass moves to the end of the list and shifts the rows behind it by one: the row
+at the next page boundary would be skipped. Edited rows reveal themselves (their ``updatedTime`` is
+later than the moment the pass began, by BILL's own clock from the ``Date`` header), so the pass knows
+from which page boundary rows may have shifted and reads again from there (a catch-up pass). See
+docs/integrations/sources/bill.md, "How no record is lost".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple, Union
+
+import orjson
+import requests
+from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, SyncMode
+from airbyte_cdk.models import Type as MessageType
+from airbyte_cdk.sources.streams.http import HttpStream
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from . import errors
+from .client import BillClient
+from .config import BillConfig, config_error
+from .errors import Action, Rule
+from .timeutil import format_instant, parse_http_date, parse_instant, utcnow
+
+CURSOR = "updatedTime"
+PAGE_SIZE = 100
+FULL_REFRESH_DONE = {"__ab_no_cursor_state_message": True}
+DATE_RESOLUTION = timedelta(seconds=1)  # HTTP Date headers have one-second resolution
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+@dataclass
+class Page:
+    records: List[Mapping[str, Any]]
+    state: Optional[Dict[str, Any]] = None  # the stream's state once these records are emitted
+
+
+@dataclass
+class PassTracker:
+    """What one pass saw, to tell whether rows may have shifted under its offset paging, and from where."""
+
+    lower: Optional[datetime]
+    resumed_started: Optional[datetime] = None  # when the interrupted pass this one resumes began
+    resumed_lower: Optional[datetime] = None  # that pass's lower bound
+    resumed: bool = False
+    first_served: Optional[datetime] = None
+    high: Optional[datetime] = None  # highest updatedTime read so far
+    pages: List[Tuple[datetime, Optional[datetime]]] = field(default_factory=list)  # (served at, high before)
+    min_late: Optional[datetime] = None
+    ordered: bool = True
+    _last_raw: Optional[str] = None
+    _last_value: Optional[datetime] = None
+
+    def __post_init__(self) -> None:
+        self.high = self.lower
+
+    def observe(self, served: datetime, records: List[Mapping[str, Any]]) -> None:
+        if self.first_served is None:
+            self.first_served = served
+        late_floor = self.first_served
+        if self.resumed_started is not None and self.resumed_started < late_floor:
+            late_floor = self.resumed_started
+        self.pages.append((served, self.high))
+        previous = self._last_value
+        for record in records:
+            raw = record.get(CURSOR)
+            if raw is None:
+                continue
+            if raw == self._last_raw:
+                value = self._last_value
+            else:
+                try:
+                    value = parse_instant(raw)
+                except ValueError:
+                    raise errors.traced(
+                        Rule(Action.FAIL, "BILL sent a record whose updatedTime is not a date-time."),
+                        f"(id {record.get('id')!r}, updatedTime {raw!r})",
+                    ) from None
+                self._last_raw, self._last_value = raw, value
+            assert value is not None
+            if previous is not None and value < previous:
+                self.ordered = False
+            previous = value
+            if self.high is None or value > self.high:
+                self.high = value
+            if value >= late_floor and (self.min_late is None or value < self.min_late):
+                self.min_late = value
+
+    def retreat(self) -> Optional[Tuple[Optional[datetime]]]:
+        """Where a catch-up pass must start, as a 1-tuple (None inside = from the beginning), or None."""
+        if self.min_late is None:
+            return None
+        if self.resumed and self.first_served is not None and self.min_late < self.first_served:
+            return (self.resumed_lower,)  # edited while an earlier, interrupted pass ran: its timing is gone
+        if not self.ordered:
+            return (self.lower,)
+        for served, high_before in self.pages[1:]:
+            if served + DATE_RESOLUTION > self.min_late:
+                return (high_before,)
+        return None  # the edit came after the last page was served: nothing shifted under us
+
+
+class BillStream(HttpStream, ABC):
+    """A BILL v3 list endpoint (GET with max, page, filters, sort; envelope {nextPage, prevPage, results})."""
+
+    primary_key: ClassVar[Union[str, List[str]]] = "id"
+    cursor_field: ClassVar[Union[str, List[str]]] = CURSOR
+    object_path: ClassVar[str] = ""  # defaults to the stream name with dashes
+    extra_params: ClassVar[Mapping[str, str]] = {}
+    max_catch_up_passes: ClassVar[int] = 2
+    page_size = PAGE_SIZE
+
+    def __init__(self, client: BillClient, config: BillConfig) -> None:
+        self._client = client
+        self._config = config
+        self._state: MutableMapping[str, Any] = {}
+        super().__init__()
+        self._http_client = client  # type: ignore[assignment]  # every request goes through the shared client: limits, login, errors
+
+    # --- what HttpStream asks of a stream -------------------------------------------------------------
+    @property
+    def url_base(self) -> str:
+        return f"{self._config.base_url}/v3/"
+
+    def path(self, **kwargs: Any) -> str:
+        return self.object_path or self.name.replace("_", "-")
+
+    def request_params(
+        self,
+        stream_state: Optional[Mapping[str, Any]],
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> MutableMapping[str, Any]:
+        params: Dict[str, Any] = {"max": self.page_size, **self.extra_params}
+        if stream_slice:
+            params.update(stream_slice)  # filters and sort, fixed when the pass starts
+        if next_page_token:
+            params.update(next_page_token)
+        return params
+
+    def next_page_token(self, response: requests.Response) -> Optional[Mapping[str, Any]]:
+        token = self._envelope(response).get("nextPage")
+        if token is None or token == "":
+            return None
+        if not isinstance(token, str):
+            raise self._malformed(response, f"nextPage is {type(token).__name__}, not a string")
+        return {"page": token}
+
+    def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping[str, Any]]:
+        return self._envelope(response)["results"]  # type: ignore[no-any-return]
+
+    def request_kwargs(
+        self,
+        stream_state: Optional[Mapping[str, Any]],
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> Mapping[str, Any]:
+        return {}  # timeouts are set by the client on every request
+
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        return self._state
+
+    @state.setter
+    def state(self, value: MutableMapping[str, Any]) -> None:
+        self._state = dict(value or {})
+
+    # --- reading ----------------------------------------------------------------------------------------
+    def read(  # type: ignore[override]
+        self,
+        configured_stream: Any,
+        logger: logging.Logger,
+        slice_logger: Any,
+        stream_state: MutableMapping[str, Any],
+        state_manager: Any,
+        internal_config: Any,
+    ) -> Iterator[AirbyteMessage]:
+        """Records straight to AirbyteMessages, and a STATE message after every page of an incremental read."""
+        incremental = configured_stream.sync_mode == SyncMode.incremental and bool(self.cursor_field)
+        name = self.name
+        for page in self._pages_for(incremental, self.state if incremental else {}, logger):
+            emitted_at = time.time_ns() // 1_000_000
+            for record in page.records:
+                yield AirbyteMessage(
+                    type=MessageType.RECORD,
+                    record=AirbyteRecordMessage(stream=name, data=record, emitted_at=emitted_at),  # type: ignore[arg-type]
+                )
+            if page.state is not None and state_manager is not None:
+                self._state = page.state
+                yield self._checkpoint_state(page.state, state_manager)
+        if not incremental and state_manager is not None:
+            yield self._checkpoint_state(FULL_REFRESH_DONE, state_manager)
+
+    def read_records(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Mapping[str, Any]]:
+        incremental = sync_mode == SyncMode.incremental and bool(self.cursor_field)
+        for page in self._pages_for(incremental, dict(stream_state or {}), self.logger):
+            yield from page.records
+
+    def _pages_for(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
+        pages = self._passes(incremental, state, logger) if self.cursor_field else self._pass({}, None)
+        started = False
+        try:
+            for page in pages:
+                started = True
+                yield page
+        except errors.StreamUnavailable as exc:
+            if started:
+                raise errors.traced(
+                    Rule(Action.FAIL, f"BILL stopped letting this user read {self.name} in the middle of the sync."),
+                    str(exc),
+                ) from None
+            logger.warning(f"Skipping stream {self.name}: {exc}")
+
+    def _passes(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
+        lower, resumed = self._start(state, logger) if incremental else (self._config.start_date, None)
+        first_lower = resumed[1] if resumed else lower
+        catch_ups = 0
+        while True:
+            tracker = PassTracker(
+                lower=lower,
+                resumed=resumed is not None,
+                resumed_started=resumed[0] if resumed else None,
+                resumed_lower=resumed[1] if resumed else None,
+            )
+            params: Dict[str, Any] = {"sort": f"{CURSOR}:asc"}
+            if lower is not None:
+                params["filters"] = f'{CURSOR}:gte:"{format_instant(lower)}"'
+            for page in self._pass(params, tracker):
+                if incremental and tracker.ordered and tracker.high is not None:
+                    started = tracker.resumed_started or tracker.first_served
+                    page.state = {CURSOR: format_instant(tracker.high), "pass": _pass_info(first_lower, started)}
+                yield page
+            retreat = tracker.retreat()
+            if retreat is None:
+                final = tracker.high
+                break
+            if catch_ups >= self.max_catch_up_passes:
+                final = retreat[0]
+                logger.warning(
+                    f"{self.name}: records kept changing during the sync; the next sync re-reads from "
+                    f"{_describe(final)} so none is lost."
+                )
+                break
+            catch_ups += 1
+            lower, resumed, first_lower = retreat[0], None, retreat[0]
+            logger.info(
+                f"{self.name}: records changed while this sync paged through them, which can shift rows between "
+                f"pages; reading again from {_describe(lower)} so none is lost (catch-up pass {catch_ups})."
+            )
+        if incremental:
+            yield Page(records=[], state={CURSOR: format_instant(final)} if final is not None else {})
+
+    def _pass(self, params: Mapping[str, Any], tracker: Optional[PassTracker]) -> Iterator[Page]:
+        """One walk through the list with fixed filters, following nextPage to the end."""
+        token: Optional[Mapping[str, Any]] = None
+        seen_tokens: set[str] = set()
+        page_number = 0
+        while True:
+            page_number += 1
+            _, response = self._client.send_request(
+                "GET", self._join_url(self.url_base, self.path()), {}, params=self.request_params({}, params, token)
+            )
+            records = self._records(response, page_number)
+            if tracker is not None:
+                served = parse_http_date(response.headers.get("Date")) or utcnow()
+                tracker.observe(served, records)
+            yield Page(records=records)
+            token = self.next_page_token(response)
+            if token is None:
+                return
+            if token["page"] in seen_tokens:
+                raise self._malformed(response, f"nextPage {token['page']!r} came back again (page {page_number})")
+            seen_tokens.add(token["page"])
+
+    def _records(self, response: requests.Response, page_number: int) -> List[Mapping[str, Any]]:
+        records = self._envelope(response).get("results")
+        if not isinstance(records, list):
+            raise self._malformed(response, f"'results' is {type(records).__name__}, not a list (page {page_number})")
+        keys = [self.primary_key] if isinstance(self.primary_key, str) else list(self.primary_key)
+        for record in records:
+            if not isinstance(record, dict) or any(record.get(k) in (None, "") for k in keys):
+                raise self._malformed(
+                    response, f"a record lacks its primary key {keys} (page {page_number}): {str(record)[:200]}"
+                )
+        return records
+
+    def _envelope(self, response: requests.Response) -> Mapping[str, Any]:
+        cached = response.__dict__.get("_bill_envelope")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise self._malformed(response, "the answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise self._malformed(response, f"the answer is a JSON {type(body).__name__}, not an object")
+        response.__dict__["_bill_envelope"] = body
+        return body
+
+    def _malformed(self, response: requests.Response, what: str) -> AirbyteTracedException:
+        url = response.request.path_url if response.request is not None else "?"
+        return errors.traced(
+            Rule(Action.FAIL, f"BILL sent a malformed answer for stream {self.name}:", errors._TRANSIENT),
+            f"{what} (GET {url}). Nothing was skipped; the sync stops here and resumes from the last state.",
+        )
+
+    def _start(
+        self, state: Mapping[str, Any], logger: logging.Logger
+    ) -> Tuple[Optional[datetime], Optional[Tuple[Optional[datetime], Optional[datetime]]]]:
+        """Lower bound of the first pass, and (started, lower) of an interrupted pass it resumes."""
+        start_date = self._config.start_date
+        raw = state.get(CURSOR) if isinstance(state, Mapping) else None
+        if not raw:
+            return start_date, None
+        cursor = self._state_instant(raw, CURSOR)
+        if cursor > utcnow() + FUTURE_TOLERANCE:
+            logger.warning(
+                f"{self.name}: the saved cursor {raw} is in the future; ignoring it and reading from "
+                f"{_describe(start_date)} so nothing is missed."
+            )
+            return start_date, None
+        resumed = None
+        info = state.get("pass")
+        if isinstance(info, Mapping) and info.get("started"):
+            started = self._state_instant(info["started"], "pass.started")
+            pass_lower = self._state_instant(info["lower"], "pass.lower") if info.get("lower") else None
+            resumed = (started, pass_lower)
+        return cursor, resumed
+
+    def _state_instant(self, raw: Any, key: str) -> datetime:
+        try:
+            return parse_instant(raw)
+        except (ValueError, TypeError):
+            raise config_error(
+                f"The saved state of stream {self.name} has {key}={raw!r}, which is not a date-time. "
+                "Reset the stream's state (or pass a state from a previous sync of this connector)."
+            ) from None
+
+
+def _pass_info(lower: Optional[datetime], started: Optional[datetime]) -> Dict[str, str]:
+    info = {"started": format_instant(started)} if started else {}
+    if lower is not None:
+        info["lower"] = format_instant(lower)
+    return info
+
+
+def _describe(when: Optional[datetime]) -> str:
+    return format_instant(when) if when is not None else "the beginning"
+
+
+# --- the BILL objects ---------------------------------------------------------------------------------
+# Each docstring links the object's BILL reference page.
+
+
+class Vendors(BillStream):
+    """Vendors: https://developer.bill.com/reference/listvendors"""
+
+
+class Customers(BillStream):
+    """Customers: https://developer.bill.com/reference/listcustomers"""
+
+
+class Bills(BillStream):
+    """Bills: https://developer.bill.com/reference/listbills"""
+
+
+class Invoices(BillStream):
+    """Invoices: https://developer.bill.com/reference/listinvoices"""
+
+
+class Payments(BillStream):
+    """Payments made (AP): https://developer.bill.com/reference/listpayments"""
+
+
+class ReceivablePayments(BillStream):
+    """Payments received (AR): https://developer.bill.com/reference/listreceivablepayments"""
+
+
+class CreditMemos(BillStream):
+    """Credit memos (AR): https://developer.bill.com/reference/listcreditmemos"""
+
+
+class VendorCredits(BillStream):
+    """Vendor credits (AP): https://developer.bill.com/reference/listvendorcredits"""
+
+
+class RecurringBills(BillStream):
+    """Recurring bills: https://developer.bill.com/reference/listrecurringbills"""
+
+    object_path = "recurringbills"
+
+
+class RecurringInvoices(BillStream):
+    """Recurring invoices: https://developer.bill.com/reference/listrecurringinvoices"""
+
+
+class Classification(BillStream, ABC):
+    """A classification list under /v3/classifications/."""
+
+    @property
+    def object_path(self) -> str:  # type: ignore[override]
+        return "classifications/" + self.name.replace("_", "-")
+
+
+class ChartOfAccounts(Classification):
+    """Chart of accounts: https://developer.bill.com/reference/listchartofaccounts"""
+
+
+class AccountingClasses(Classification):
+    """Accounting classes: https://developer.bill.com/reference/listaccountingclasses"""
+
+
+class Departments(Classification):
+    """Departments: https://developer.bill.com/reference/listdepartments"""
+
+
+class Employees(Classification):
+    """Employees: https://developer.bill.com/reference/listemployees"""
+
+
+class Items(Classification):
+    """Items: https://developer.bill.com/reference/listitems"""
+
+
+class Jobs(Classification):
+    """Jobs: https://developer.bill.com/reference/listjobs"""
+
+
+class Locations(Classification):
+    """Locations: https://developer.bill.com/reference/listlocations"""
+
+
+class Users(BillStream):
+    """Users of the organization: https://developer.bill.com/reference/listusers"""
+
+
+class Roles(BillStream):
+    """User roles: https://developer.bill.com/reference/listroles"""
+
+
+class BankAccounts(BillStream):
+    """The organization's bank accounts: https://developer.bill.com/reference/listbankaccounts"""
+
+    object_path = "funding-accounts/banks"
+
+
+class BankAccountUsers(BillStream):
+    """Who may use each bank account: https://developer.bill.com/reference/listbankaccountusers"""
+
+    object_path = "funding-accounts/banks/users"
+    extra_params = {"currentUser": "false"}
+
+
+class CardAccountUsers(BillStream):
+    """Who may use each card account (no id, no updatedTime: full refresh only):
+    https://developer.bill.com/reference/listcardaccountusers"""
+
+    object_path = "funding-accounts/cards/users"
+    extra_params = {"currentUser": "false"}
+    primary_key = ["cardAccountId", "userId"]
+    cursor_field = []
+
+
+STREAM_CLASSES: List[type[BillStream]] = [
+    Vendors,
+    Customers,
+    Bills,
+    Invoices,
+    Payments,
+    ReceivablePayments,
+    CreditMemos,
+    VendorCredits,
+    RecurringBills,
+    RecurringInvoices,
+    ChartOfAccounts,
+    AccountingClasses,
+    Departments,
+    Employees,
+    Items,
+    Jobs,
+    Locations,
+    Users,
+    Roles,
+    BankAccounts,
+    BankAccountUsers,
+    CardAccountUsers,
+]

@@ -1,0 +1,51 @@
+"""BILL timestamps: parsed leniently, compared as instants, written in one canonical form."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Optional
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_instant(value: str) -> datetime:
+    """Parse a BILL date-time as an aware UTC instant.
+
+    Accepts what BILL sends and what users type: ``2024-10-16T13:36:31.000+00:00``, ``...Z``,
+    ``...+0000``, with or without milliseconds or seconds, a bare date, and no zone (read as UTC).
+    Raises ``ValueError`` for anything else.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"not a date-time: {value!r}")
+    parsed = datetime.fromisoformat(value.strip())
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def format_instant(value: datetime) -> str:
+    """Canonical form used in filters and state: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (BILL's documented format).
+
+    Milliseconds are truncated, never rounded up, so a ``gte`` filter built from it never excludes
+    the instant it came from.
+    """
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_http_date(value: Optional[str]) -> Optional[datetime]:
+    """The server clock from an HTTP ``Date`` header (one-second resolution), or None."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
