@@ -110,8 +110,6 @@ class SourceBill(AbstractSource):
                     f"The state file {state_path} is not a list of Airbyte per-stream state messages ({exc}). "
                     "Pass the STATE messages this connector emitted, or no state to start over."
                 ) from None
-            if message.stream is not None and not isinstance(message.stream.stream_state, (dict, type(None))):
-                raise config_error(f"The state of stream {message.stream.stream_descriptor.name} must be an object.")
             messages.append(message)
         return messages
 

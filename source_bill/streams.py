@@ -231,7 +231,7 @@ class BillStream(HttpStream, ABC):
             logger.warning(f"Skipping stream {self.name}: {exc}")
 
     def _passes(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
-        lower, resumed = self._start(state, logger) if incremental else (self._config.start_date, None)
+        lower, resumed = self._start(state, logger) if incremental else (None, None)
         first_lower = resumed[1] if resumed else lower
         catch_ups = 0
         while True:
