@@ -66,9 +66,7 @@ STREAMS: tuple[str, ...] = (
 STREAMS_WITHOUT_ID = frozenset({"card_account_users"})
 
 
-def _field(
-    json_type: str, description: str | None = None, string_format: str | None = None
-) -> JsonSchema:
+def _field(json_type: str, description: str | None = None, string_format: str | None = None) -> JsonSchema:
     node: JsonSchema = {"type": ["null", json_type]}
     if string_format:
         node["format"] = string_format
@@ -95,9 +93,7 @@ NEWER_FIELDS: dict[str, dict[str, JsonSchema]] = {
         "hasBankAccount": _field("boolean"),
     },
     "invoices": {
-        "createdBy": _field(
-            "string", "Id of the user who created the invoice (starts with 006)."
-        ),
+        "createdBy": _field("string", "Id of the user who created the invoice (starts with 006)."),
         "paymentTermId": _field("string"),
         "recordStatus": _field("string"),
     },
@@ -108,10 +104,7 @@ def _values(values: str) -> str:
     return f"Open set; values seen include {values}."
 
 
-ROLE_TYPES = (
-    "ADMINISTRATOR, CLERK, APPROVER, ACCOUNTANT, CUSTOM, PAYER, PARTNER, AUDITOR, "
-    "NO_ACCESS"
-)
+ROLE_TYPES = "ADMINISTRATOR, CLERK, APPROVER, ACCOUNTANT, CUSTOM, PAYER, PARTNER, AUDITOR, NO_ACCESS"
 
 
 # Descriptions for strings with known values (never a closed enum: BILL adds values).
@@ -119,46 +112,24 @@ ROLE_TYPES = (
 DESCRIPTIONS: dict[str, str] = {
     "vendors:accountType": _values("BUSINESS, PERSON, NONE, UNDEFINED"),
     "vendors:additionalInfo.taxIdType": _values("SSN, EIN, UNDEFINED"),
-    "vendors:paymentInformation.payByType": _values(
-        "ACH, CHECK, VIRTUAL_CARD, RPPS, OFFLINE, UNDEFINED"
-    ),
-    "vendors:paymentInformation.payBySubType": _values(
-        "MULTIPLE, LOCAL, WIRE, ACH, NONE, UNDEFINED"
-    ),
+    "vendors:paymentInformation.payByType": _values("ACH, CHECK, VIRTUAL_CARD, RPPS, OFFLINE, UNDEFINED"),
+    "vendors:paymentInformation.payBySubType": _values("MULTIPLE, LOCAL, WIRE, ACH, NONE, UNDEFINED"),
     "vendors:paymentInformation.virtualCard.status": _values(
-        "ENROLLED, UNENROLLED, PENDING, UNKNOWN, VERBAL_COMMITMENT, REQUIRE_MORE_INFO, "
-        "PHONE_NUMBER_NEEDED, UNDEFINED"
+        "ENROLLED, UNENROLLED, PENDING, UNKNOWN, VERBAL_COMMITMENT, REQUIRE_MORE_INFO, PHONE_NUMBER_NEEDED, UNDEFINED"
     ),
     "customers:accountType": _values("BUSINESS, PERSON, NONE"),
     "bills:paymentStatus": _values("PAID, UNPAID, PARTIAL, SCHEDULED, UNDEFINED"),
-    "bills:approvalStatus": _values(
-        "UNASSIGNED, ASSIGNED, APPROVING, APPROVED, DENIED"
-    ),
-    "bills:approvers[].status": _values(
-        "WAITING, APPROVED, DENIED, REROUTED, UNDEFINED"
-    ),
-    "invoices:status": _values(
-        "OPEN, PARTIAL_PAYMENT, PAID, PAID_IN_FULL, SCHEDULED, VOID, UNDEFINED"
-    ),
-    "payments:status": _values(
-        "APPROVING, PAID, VOID, SCHEDULED, FAILED, PENDING, CANCELLED, UNDEFINED"
-    ),
-    "payments:disbursementType": _values(
-        "ACH, CHECK, RPPS, INTERNATIONAL, VCARD, WALLET, OFFLINE, AMEX, UNDEFINED"
-    ),
-    "payments:disbursementStatus": _values(
-        "DONE, FAILED, IN_PROGRESS, HOLD, UNDEFINED"
-    ),
+    "bills:approvalStatus": _values("UNASSIGNED, ASSIGNED, APPROVING, APPROVED, DENIED"),
+    "bills:approvers[].status": _values("WAITING, APPROVED, DENIED, REROUTED, UNDEFINED"),
+    "invoices:status": _values("OPEN, PARTIAL_PAYMENT, PAID, PAID_IN_FULL, SCHEDULED, VOID, UNDEFINED"),
+    "payments:status": _values("APPROVING, PAID, VOID, SCHEDULED, FAILED, PENDING, CANCELLED, UNDEFINED"),
+    "payments:disbursementType": _values("ACH, CHECK, RPPS, INTERNATIONAL, VCARD, WALLET, OFFLINE, AMEX, UNDEFINED"),
+    "payments:disbursementStatus": _values("DONE, FAILED, IN_PROGRESS, HOLD, UNDEFINED"),
     "payments:singleStatus": _values(
-        "CLEARED, VOID_PENDING, SCHEDULED, PAID, FAILED, EXPIRING, FUNDING_STARTED, "
-        "UNDEFINED"
+        "CLEARED, VOID_PENDING, SCHEDULED, PAID, FAILED, EXPIRING, FUNDING_STARTED, UNDEFINED"
     ),
-    "credit_memos:status": _values(
-        "NOT_APPLIED, PARTIALLY_APPLIED, FULLY_APPLIED, UNDEFINED"
-    ),
-    "vendor_credits:status": _values(
-        "NOT_APPLIED, PARTIALLY_APPLIED, FULLY_APPLIED, UNDEFINED"
-    ),
+    "credit_memos:status": _values("NOT_APPLIED, PARTIALLY_APPLIED, FULLY_APPLIED, UNDEFINED"),
+    "vendor_credits:status": _values("NOT_APPLIED, PARTIALLY_APPLIED, FULLY_APPLIED, UNDEFINED"),
     "chart_of_accounts:account.type": _values(
         "ACCOUNTS_PAYABLE, ACCOUNTS_RECEIVABLE, BANK, COST_OF_GOODS_SOLD, CREDIT_CARD, "
         "EQUITY, EXPENSE, FIXED_ASSET, INCOME, LONG_TERM_LIABILITY, OTHER_ASSET, "
@@ -181,9 +152,7 @@ class SharedPiece:
     name: str
     description: str
     property_names: frozenset[str] = frozenset()  # object properties holding this shape
-    array_property_names: frozenset[str] = (
-        frozenset()
-    )  # array properties whose items have it
+    array_property_names: frozenset[str] = frozenset()  # array properties whose items have it
     string_format: str | None = None  # or: every string property with this format
 
     @property
@@ -202,28 +171,17 @@ class SharedPiece:
 SHARED_PIECES: tuple[SharedPiece, ...] = (
     SharedPiece(
         name="timestamp",
-        description=(
-            "BILL date-time: ISO-8601 with milliseconds and offset, "
-            "e.g. 2024-10-16T13:36:31.000+00:00."
-        ),
+        description=("BILL date-time: ISO-8601 with milliseconds and offset, e.g. 2024-10-16T13:36:31.000+00:00."),
         string_format="date-time",
     ),
     SharedPiece(
         name="address",
-        description=(
-            "Postal address: a vendor's address, "
-            "a customer's billing or shipping address."
-        ),
-        property_names=frozenset(
-            {"address", "billingAddress", "shippingAddress", "mailingAddress"}
-        ),
+        description=("Postal address: a vendor's address, a customer's billing or shipping address."),
+        property_names=frozenset({"address", "billingAddress", "shippingAddress", "mailingAddress"}),
     ),
     SharedPiece(
         name="classifications",
-        description=(
-            "Accounting classifications of a document or line item; "
-            "each object uses a subset of these ids."
-        ),
+        description=("Accounting classifications of a document or line item; each object uses a subset of these ids."),
         property_names=frozenset({"classifications"}),
     ),
     SharedPiece(
@@ -234,16 +192,12 @@ SHARED_PIECES: tuple[SharedPiece, ...] = (
     SharedPiece(
         name="payable_line_item",
         description="Line item of a bill, recurring bill or vendor credit.",
-        array_property_names=frozenset(
-            {"billLineItems", "recurringBillLineItems", "vendorCreditLineItems"}
-        ),
+        array_property_names=frozenset({"billLineItems", "recurringBillLineItems", "vendorCreditLineItems"}),
     ),
     SharedPiece(
         name="receivable_line_item",
         description="Line item of an invoice, recurring invoice or credit memo.",
-        array_property_names=frozenset(
-            {"invoiceLineItems", "recurringInvoiceLineItems", "creditMemoLineItems"}
-        ),
+        array_property_names=frozenset({"invoiceLineItems", "recurringInvoiceLineItems", "creditMemoLineItems"}),
     ),
 )
 
@@ -303,9 +257,7 @@ def normalise(node: Mapping[str, Any], path: str) -> JsonSchema:
     if "object" in types:
         out["additionalProperties"] = True
         props = node.get("properties", {})
-        out["properties"] = {
-            name: normalise(child, f"{path}.{name}") for name, child in props.items()
-        }
+        out["properties"] = {name: normalise(child, f"{path}.{name}") for name, child in props.items()}
     if "array" in types:
         out["items"] = normalise(node.get("items", {"type": "object"}), f"{path}[]")
     return out
@@ -338,9 +290,7 @@ def stream_schema(name: str, fields: Mapping[str, Any]) -> JsonSchema:
         if present is None:
             properties[field_name] = copy.deepcopy(field_schema)
         elif _shape(present) != _shape(field_schema):
-            raise SchemaError(
-                f"{name}.{field_name}: fields file has {present}, want {field_schema}"
-            )
+            raise SchemaError(f"{name}.{field_name}: fields file has {present}, want {field_schema}")
     for key, description in DESCRIPTIONS.items():
         stream, dotted = key.split(":", 1)
         if stream == name:
@@ -365,8 +315,7 @@ class SharedPieceCollector:
         out = dict(node)
         if "properties" in node:
             out["properties"] = {
-                key: self._extract_property(key, child, f"{path}.{key}")
-                for key, child in node["properties"].items()
+                key: self._extract_property(key, child, f"{path}.{key}") for key, child in node["properties"].items()
             }
         if "items" in node:
             out["items"] = self.extract(node["items"], f"{path}[]")
@@ -393,17 +342,13 @@ class SharedPieceCollector:
         shell = {k: v for k, v in node.items() if k != "properties"}
         current_shell = {k: v for k, v in current.items() if k != "properties"}
         if shell != current_shell:
-            raise SchemaError(
-                f"{path}: {shell} differs from shared {piece.name} {current_shell}"
-            )
+            raise SchemaError(f"{path}: {shell} differs from shared {piece.name} {current_shell}")
         if "properties" not in node:
             return
         merged = current.setdefault("properties", {})
         for key, child in node["properties"].items():
             if key in merged and merged[key] != child:
-                raise SchemaError(
-                    f"{path}.{key}: {child} differs from {piece.name}: {merged[key]}"
-                )
+                raise SchemaError(f"{path}.{key}: {child} differs from {piece.name}: {merged[key]}")
             merged.setdefault(key, copy.deepcopy(child))
 
     def shared_files(self) -> dict[str, JsonSchema]:
@@ -411,9 +356,7 @@ class SharedPieceCollector:
         for piece in self.pieces:
             content = self.content.get(piece.name)
             if content is None:
-                raise SchemaError(
-                    f"shared piece {piece.name} matches no field: fix or remove it"
-                )
+                raise SchemaError(f"shared piece {piece.name} matches no field: fix or remove it")
             schema = {"description": piece.description, **content}
             if piece.string_format == "date-time":
                 schema.update(TIMESTAMP_EXTRAS)
@@ -458,9 +401,7 @@ def write(files: Mapping[str, JsonSchema], out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--fields",
         type=Path,

@@ -35,7 +35,9 @@ def error_of(output: EntrypointOutput) -> Any:
     "failure",
     [
         error_response("error_bdc_1001", 500),
-        HttpResponse("<html><body>502 Bad Gateway</body></html>", status_code=502, headers={"Content-Type": "text/html"}),
+        HttpResponse(
+            "<html><body>502 Bad Gateway</body></html>", status_code=502, headers={"Content-Type": "text/html"}
+        ),
         HttpResponse("", status_code=503),
         HttpResponse('{"message": "Gateway timeout"}', status_code=504),
     ],
@@ -72,10 +74,16 @@ def test_given_server_errors_past_the_retry_budget_when_read_then_transient_erro
 
 def test_given_dropped_connections_when_read_then_retried(requests_mock: Any) -> None:
     sleeps: List[float] = []
-    requests_mock.post(f"{BASE}/v3/login", [{"exc": requests.ConnectionError("reset")}, {"text": login_response().body}])
+    requests_mock.post(
+        f"{BASE}/v3/login", [{"exc": requests.ConnectionError("reset")}, {"text": login_response().body}]
+    )
     requests_mock.get(
         f"{BASE}/v3/users",
-        [{"exc": requests.ConnectionError("dropped")}, {"exc": requests.Timeout("slow")}, {"json": {"results": records(0, 3)}}],
+        [
+            {"exc": requests.ConnectionError("dropped")},
+            {"exc": requests.Timeout("slow")},
+            {"json": {"results": records(0, 3)}},
+        ],
     )
 
     output = read(source(sleeps), config(), catalog("users"))
@@ -90,9 +98,7 @@ def test_given_bdc_1322_with_any_status_when_read_then_backs_off_and_retries(
 ) -> None:
     sleeps: List[float] = []
     http_mocker.post(login_request(), login_response())
-    http_mocker.get(
-        list_request("customers"), [error_response("error_bdc_1322", status), page_response(records(0, 2))]
-    )
+    http_mocker.get(list_request("customers"), [error_response("error_bdc_1322", status), page_response(records(0, 2))])
 
     output = read(source(sleeps), config(), catalog("customers"))
 

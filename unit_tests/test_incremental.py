@@ -144,7 +144,7 @@ def test_given_record_edited_mid_pass_when_incremental_then_catch_up_pass_from_t
     """
     old = [record(i, f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}.000+00:00") for i in range(160)]
     edited = dict(old[5], name="edited", updatedTime="2024-10-01T00:00:30.000+00:00")
-    page1, skipped, page2 = old[:100], old[100], old[101:160] + [edited]
+    page1, skipped, page2 = old[:100], old[100], [*old[101:160], edited]
     b1 = old[99]["updatedTime"]  # 2024-01-01T00:01:39
     http_mocker.post(login_request(), login_response())
     http_mocker.get(list_request("vendors"), page_response(page1, "t1", date="Tue, 01 Oct 2024 00:00:00 GMT"))

@@ -96,9 +96,7 @@ def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
             yield from walk(value, f"{path}/{index}")
 
 
-def field_paths(
-    node: dict[str, Any], prefix: str = ""
-) -> Iterator[tuple[str, dict[str, Any]]]:
+def field_paths(node: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     """(dotted path, schema) of each field in a field list; [] marks array items."""
     for name, child in node.get("properties", {}).items():
         path = f"{prefix}{name}"
@@ -114,9 +112,7 @@ def node_at(schema: dict[str, Any], dotted: str) -> dict[str, Any]:
     for part in dotted.split("."):
         is_items = part.endswith("[]")
         name = part[:-2] if is_items else part
-        assert name in node.get("properties", {}), (
-            f"missing field {dotted!r} (at {name!r})"
-        )
+        assert name in node.get("properties", {}), f"missing field {dotted!r} (at {name!r})"
         node = node["properties"][name]
         if is_items:
             assert "items" in node, f"{dotted!r}: no items"
@@ -134,9 +130,7 @@ def test_given_stream_when_cdk_loads_schema_then_every_ref_is_resolved(
 
     schema = resolved_schema(stream)
 
-    leftover = [
-        path for path, node in walk(schema) if isinstance(node, dict) and "$ref" in node
-    ]
+    leftover = [path for path, node in walk(schema) if isinstance(node, dict) and "$ref" in node]
     assert leftover == []
     assert schema["properties"], "resolved schema has no properties"
 
@@ -152,20 +146,12 @@ def test_given_field_list_when_schema_resolved_then_every_field_is_there_nullabl
     for path, expected in field_paths(fields):
         actual = node_at(schema, path)
         actual_types = types_of(actual)
-        assert "null" in actual_types, (
-            f"{stream}.{path} is not nullable: {actual_types}"
-        )
+        assert "null" in actual_types, f"{stream}.{path} is not nullable: {actual_types}"
         for json_type in types_of(expected) - {"null"}:
-            compatible = (
-                {json_type, "number"} if json_type == "integer" else {json_type}
-            )
-            assert actual_types & compatible, (
-                f"{stream}.{path}: {actual_types}, want {json_type}"
-            )
+            compatible = {json_type, "number"} if json_type == "integer" else {json_type}
+            assert actual_types & compatible, f"{stream}.{path}: {actual_types}, want {json_type}"
         if "format" in expected:
-            assert actual.get("format") == expected["format"], (
-                f"{stream}.{path}: format"
-            )
+            assert actual.get("format") == expected["format"], f"{stream}.{path}: format"
 
 
 @pytest.mark.parametrize("stream", STREAMS)
@@ -210,9 +196,7 @@ def test_given_resolved_schema_then_it_is_open_nullable_and_has_no_closed_lists(
             assert "null" in types_of(node), f"not nullable: {path}"
 
 
-@pytest.mark.parametrize(
-    "path", schema_files(), ids=lambda p: str(p.relative_to(SCHEMAS_DIR))
-)
+@pytest.mark.parametrize("path", schema_files(), ids=lambda p: str(p.relative_to(SCHEMAS_DIR)))
 def test_given_schema_file_then_no_enum_required_or_closed_object_and_refs_use_cdk_form(
     path: Path,
 ) -> None:
@@ -227,15 +211,9 @@ def test_given_schema_file_then_no_enum_required_or_closed_object_and_refs_use_c
         if "$ref" in node:
             # ResourceSchemaLoader looks refs up in schemas/shared/ by file name;
             # "shared/x.json" would become schemas/shared/shared/x.json and fail.
-            assert "/" not in node["$ref"], (
-                f"{where}: write {node['$ref']!r} as a bare file name"
-            )
-            assert (SCHEMAS_DIR / "shared" / node["$ref"]).is_file(), (
-                f"{where}: no such shared file"
-            )
-            assert set(node) == {"$ref"}, (
-                f"{where}: keys beside $ref are dropped by the CDK"
-            )
+            assert "/" not in node["$ref"], f"{where}: write {node['$ref']!r} as a bare file name"
+            assert (SCHEMAS_DIR / "shared" / node["$ref"]).is_file(), f"{where}: no such shared file"
+            assert set(node) == {"$ref"}, f"{where}: keys beside $ref are dropped by the CDK"
 
 
 def test_given_shared_pieces_then_each_is_used_by_some_schema() -> None:
@@ -274,9 +252,7 @@ def test_given_generator_when_rerun_then_files_are_byte_identical(
     assert {f"{stream}.json" for stream in STREAMS} <= {str(path) for path in generated}
     for relative in generated:
         committed = SCHEMAS_DIR / relative
-        assert committed.is_file(), (
-            f"{relative} is generated but not in source_bill/schemas"
-        )
+        assert committed.is_file(), f"{relative} is generated but not in source_bill/schemas"
         assert committed.read_bytes() == (tmp_path / relative).read_bytes(), (
             f"{relative} is stale: run tools/generate_schemas.py"
         )
