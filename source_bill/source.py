@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
 from airbyte_cdk.models import (
@@ -13,8 +15,11 @@ from airbyte_cdk.models import (
     AirbyteStateMessageSerializer,
     ConfiguredAirbyteCatalog,
     ConfiguredAirbyteCatalogSerializer,
+    ConfiguredAirbyteStream,
+    FailureType,
     Status,
 )
+from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -24,6 +29,8 @@ from .client import Backoff, BillClient
 from .config import BillConfig, config_error
 from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
 
+BATCH = 200  # messages handed from a stream's worker to the output at a time
+
 
 class SourceBill(AbstractSource):
     def __init__(self, **client_options: Any) -> None:
@@ -31,6 +38,7 @@ class SourceBill(AbstractSource):
         super().__init__()
         self._client_options = client_options
         self.client: Optional[BillClient] = None
+        self._prebuilt: Optional[List[BillStream]] = None  # the streams of the read under way (one client)
 
     # --- check ----------------------------------------------------------------------------------------
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
@@ -66,7 +74,7 @@ class SourceBill(AbstractSource):
 
     # --- streams --------------------------------------------------------------------------------------
     def streams(self, config: Mapping[str, Any]) -> List[Stream]:
-        return list(self._build_streams(config))
+        return list(self._prebuilt or self._build_streams(config))
 
     def _build_streams(self, config: Mapping[str, Any]) -> List[BillStream]:
         bill_config = BillConfig.from_mapping(config)
@@ -128,9 +136,68 @@ class SourceBill(AbstractSource):
         catalog: ConfiguredAirbyteCatalog,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
-        logger.info(f"Reading {len(catalog.streams)} BILL streams, {PAGE_SIZE} records a page.")
-        yield from super().read(logger, config, catalog, state)
+        """Streams run side by side, up to ``max_concurrent_requests`` at once, over one shared client.
 
+        Each stream is read by the CDK's own per-stream loop (statuses, state, errors) in a worker thread;
+        its messages keep their order. With one worker, or one stream, it is the plain sequential read.
+        """
+        self._prebuilt = self._build_streams(config)
+        try:
+            workers = min(self._prebuilt[0]._config.max_concurrent_requests, len(catalog.streams))
+            logger.info(f"Reading {len(catalog.streams)} BILL streams, {PAGE_SIZE} records a page, {workers} at once.")
+            if workers <= 1:
+                yield from super().read(logger, config, catalog, state)
+            else:
+                yield from self._read_parallel(logger, config, catalog, state, workers)
+        finally:
+            self._prebuilt = None
+
+    def _read_parallel(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: Optional[List[AirbyteStateMessage]],
+        workers: int,
+    ) -> Iterator[AirbyteMessage]:
+        outbox: queue.Queue[Any] = queue.Queue(maxsize=64)  # batches of messages: memory stays flat
+        failures: List[str] = []
+        done = object()
+
+        def read_one(configured: ConfiguredAirbyteStream) -> None:
+            batch: List[AirbyteMessage] = []
+            try:
+                for message in AbstractSource.read(
+                    self, logger, config, ConfiguredAirbyteCatalog(streams=[configured]), state
+                ):
+                    batch.append(message)
+                    if len(batch) >= BATCH or message.type != MessageType.RECORD:
+                        outbox.put(batch)
+                        batch = []
+            except AirbyteTracedException as exc:  # the CDK's "stream failed" summary; the details were emitted
+                failures.append(exc.message or configured.stream.name)
+            except Exception as exc:
+                failures.append(f"{configured.stream.name}: {exc!r}")
+            finally:
+                if batch:
+                    outbox.put(batch)
+                outbox.put(done)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bill-stream") as pool:
+            for configured in catalog.streams:
+                pool.submit(read_one, configured)
+            remaining = len(catalog.streams)
+            while remaining:
+                item = outbox.get()
+                if item is done:
+                    remaining -= 1
+                else:
+                    yield from item
+        if failures:
+            raise AirbyteTracedException(
+                message="Some BILL streams failed; see the errors above. " + " | ".join(failures),
+                failure_type=FailureType.config_error,
+            )
 
 def _read_json(path: str, what: str) -> Any:
     try:
