@@ -20,6 +20,7 @@ export PATH="$PWD/$VENV/bin:$PATH"
 
 echo "==> ruff"
 ruff check .
+ruff format --check .
 echo "==> mypy"
 mypy
 echo "==> hadolint"

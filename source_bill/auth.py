@@ -7,7 +7,9 @@ import time
 from typing import Any, Callable, Mapping, Optional
 
 import requests
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.auth import AuthBase
 
 # BILL ends a session after 35 idle minutes (sync-token sessions last 48 hours); renew a little before.
@@ -44,6 +46,7 @@ class BillSessionAuthenticator(AuthBase):
         self._lock = threading.Lock()
         self._session_id: Optional[str] = None
         self._last_used = 0.0
+        self._refused: Optional[AirbyteTracedException] = None
         self.login_count = 0
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -71,10 +74,18 @@ class BillSessionAuthenticator(AuthBase):
         self.invalidate(None)
 
     def _new_session(self) -> str:
-        answer = self._login(self._credentials)
+        if self._refused is not None:
+            raise self._refused  # BILL refused these credentials: asking again only risks a lockout (BDC_1110)
+        try:
+            answer = self._login(self._credentials)
+        except AirbyteTracedException as exc:
+            if exc.failure_type == FailureType.config_error:
+                self._refused = exc
+            raise
         session_id = answer.get("sessionId") if isinstance(answer, Mapping) else None
         if not isinstance(session_id, str) or not session_id:
-            raise ValueError("BILL's login answer has no sessionId")
+            message = "BILL's login answer has no sessionId; BILL may have changed its login API."
+            raise AirbyteTracedException(message=message, internal_message=message)
         add_to_secrets(session_id)  # before anything can log it
         self.login_count += 1
         return session_id

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Callable, Deque, Mapping, Optional, Tuple
 
 import orjson
@@ -23,6 +23,7 @@ TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 MAX_RETRIES = 6  # 5xx, network errors, timeouts
 MAX_CONCURRENCY_RETRIES = 10  # BDC_1322 / 429
 MAX_RELOGINS = 3  # per request
+MAX_RETRY_AFTER = 600.0  # a Retry-After longer than this on a retryable answer is capped (BDC_1144 has its own bound)
 
 
 class Backoff:
@@ -35,7 +36,7 @@ class Backoff:
 
     def delay(self, attempt: int, retry_after: Optional[float] = None) -> float:
         if retry_after is not None:
-            return max(0.0, retry_after)
+            return min(max(0.0, retry_after), MAX_RETRY_AFTER)
         ceiling = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
         return float(ceiling * (0.5 + self._rng.random() / 2))
 
@@ -115,7 +116,7 @@ class BillClient:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         backoff: Optional[Backoff] = None,
     ) -> None:
         self.config = config
@@ -274,7 +275,7 @@ def _retry_after(response: requests.Response) -> Optional[float]:
         when = parse_http_date(value)
         if when is None:
             return None
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def decode_json(response: requests.Response, context: str) -> Any:

@@ -199,6 +199,7 @@ class SourceBill(AbstractSource):
                 failure_type=FailureType.config_error,
             )
 
+
 def _read_json(path: str, what: str) -> Any:
     try:
         with open(path, encoding="utf-8") as handle:

@@ -19,7 +19,7 @@ import logging
 import time
 from abc import ABC
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple, Union
 
 import orjson
@@ -48,18 +48,32 @@ class Page:
     state: Optional[Dict[str, Any]] = None  # the stream's state once these records are emitted
 
 
+# an updatedTime range: from (gte; None = the beginning), to (lte; None = open)
+Window = Tuple[Optional[datetime], Optional[datetime]]
+MAX_LATE_TRACKED = 10_000
+
+
 @dataclass
 class PassTracker:
-    """What one pass saw, to tell whether rows may have shifted under its offset paging, and from where."""
+    """What one pass saw, to tell whether rows may have shifted under its offset paging, and where.
+
+    With offset tokens, an edit between the serving of pages k-1 and k moves the edited row to the end
+    and shifts the rest left: the rows skipped are those that stood at the boundary, so their updatedTime
+    lies between the last of page k-1 and the first of page k. The edited row itself shows up at the end
+    with an updatedTime after the pass began (BILL's clock, from the ``Date`` header, one-second
+    resolution), which says which boundaries may have been hit.
+    """
 
     lower: Optional[datetime]
+    upper: Optional[datetime] = None
     resumed_started: Optional[datetime] = None  # when the interrupted pass this one resumes began
     resumed_lower: Optional[datetime] = None  # that pass's lower bound
     resumed: bool = False
     first_served: Optional[datetime] = None
     high: Optional[datetime] = None  # highest updatedTime read so far
-    pages: List[Tuple[datetime, Optional[datetime]]] = field(default_factory=list)  # (served at, high before)
-    min_late: Optional[datetime] = None
+    # per page: (served at, highest updatedTime before it, its first updatedTime or None when empty)
+    pages: List[Tuple[datetime, Optional[datetime], Optional[datetime]]] = field(default_factory=list)
+    late: List[datetime] = field(default_factory=list)
     ordered: bool = True
     _last_raw: Optional[str] = None
     _last_value: Optional[datetime] = None
@@ -73,8 +87,9 @@ class PassTracker:
         late_floor = self.first_served
         if self.resumed_started is not None and self.resumed_started < late_floor:
             late_floor = self.resumed_started
-        self.pages.append((served, self.high))
         previous = self._last_value
+        first: Optional[datetime] = None
+        high_before = self.high
         for record in records:
             raw = record.get(CURSOR)
             if raw is None:
@@ -91,26 +106,53 @@ class PassTracker:
                     ) from None
                 self._last_raw, self._last_value = raw, value
             assert value is not None
+            if first is None:
+                first = value
             if previous is not None and value < previous:
                 self.ordered = False
             previous = value
             if self.high is None or value > self.high:
                 self.high = value
-            if value >= late_floor and (self.min_late is None or value < self.min_late):
-                self.min_late = value
+            if value >= late_floor:
+                if len(self.late) < MAX_LATE_TRACKED:
+                    self.late.append(value)
+                else:
+                    self.ordered = False  # too many edits to place: fall back to re-reading the whole range
+        self.pages.append((served, high_before, first))
 
-    def retreat(self) -> Optional[Tuple[Optional[datetime]]]:
-        """Where a catch-up pass must start, as a 1-tuple (None inside = from the beginning), or None."""
-        if self.min_late is None:
-            return None
-        if self.resumed and self.first_served is not None and self.min_late < self.first_served:
-            return (self.resumed_lower,)  # edited while an earlier, interrupted pass ran: its timing is gone
+    def shifted_windows(self) -> List[Window]:
+        """The updatedTime ranges where rows may have been skipped, merged; empty when none can have been."""
+        if not self.late:
+            return []
         if not self.ordered:
-            return (self.lower,)
-        for served, high_before in self.pages[1:]:
-            if served + DATE_RESOLUTION > self.min_late:
-                return (high_before,)
-        return None  # the edit came after the last page was served: nothing shifted under us
+            return [(self.lower, self.upper)]
+        earliest = min(self.late)
+        if self.resumed and self.first_served is not None and earliest < self.first_served:
+            return [(self.resumed_lower, self.upper)]  # edited while an interrupted pass ran: its timing is gone
+        windows: List[Window] = []
+        for k in range(1, len(self.pages)):
+            before_served = self.pages[k - 1][0]
+            served, high_before, first = self.pages[k]
+            # page k may have been served after an edit at t, and page k-1 before it
+            if any(before_served <= t < served + DATE_RESOLUTION for t in self.late):
+                windows.append((high_before, first))
+        return _merge(windows)
+
+
+def _merge(windows: List[Window]) -> List[Window]:
+    def low(w: Window) -> datetime:
+        return w[0] or datetime.min.replace(tzinfo=UTC)
+
+    merged: List[Window] = []
+    for window in sorted(windows, key=low):
+        if merged:
+            last = merged[-1]
+            if last[1] is None or low(window) <= last[1]:
+                upper = None if last[1] is None or window[1] is None else max(last[1], window[1])
+                merged[-1] = (last[0], upper)
+                continue
+        merged.append(window)
+    return merged
 
 
 class BillStream(HttpStream, ABC):
@@ -231,43 +273,60 @@ class BillStream(HttpStream, ABC):
             logger.warning(f"Skipping stream {self.name}: {exc}")
 
     def _passes(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
+        """The main pass from the lower bound, then catch-up reads of the windows where rows may have shifted."""
         lower, resumed = self._start(state, logger) if incremental else (None, None)
-        first_lower = resumed[1] if resumed else lower
-        catch_ups = 0
-        while True:
-            tracker = PassTracker(
-                lower=lower,
-                resumed=resumed is not None,
-                resumed_started=resumed[0] if resumed else None,
-                resumed_lower=resumed[1] if resumed else None,
-            )
-            params: Dict[str, Any] = {"sort": f"{CURSOR}:asc"}
-            if lower is not None:
-                params["filters"] = f'{CURSOR}:gte:"{format_instant(lower)}"'
-            for page in self._pass(params, tracker):
-                if incremental and tracker.ordered and tracker.high is not None:
-                    started = tracker.resumed_started or tracker.first_served
-                    page.state = {CURSOR: format_instant(tracker.high), "pass": _pass_info(first_lower, started)}
-                yield page
-            retreat = tracker.retreat()
-            if retreat is None:
-                final = tracker.high
-                break
-            if catch_ups >= self.max_catch_up_passes:
-                final = retreat[0]
-                logger.warning(
-                    f"{self.name}: records kept changing during the sync; the next sync re-reads from "
-                    f"{_describe(final)} so none is lost."
-                )
-                break
-            catch_ups += 1
-            lower, resumed, first_lower = retreat[0], None, retreat[0]
+        main = PassTracker(
+            lower=lower,
+            resumed=resumed is not None,
+            resumed_started=resumed[0] if resumed else None,
+            resumed_lower=resumed[1] if resumed else None,
+        )
+        pass_lower = resumed[1] if resumed else lower
+        for page in self._pass(self._window_params(lower, None), main):
+            if incremental and main.ordered and main.high is not None:
+                started = main.resumed_started or main.first_served
+                page.state = {CURSOR: format_instant(main.high), "pass": _pass_info(pass_lower, started)}
+            yield page
+        windows = main.shifted_windows()
+        rounds = 0
+        while windows and rounds < self.max_catch_up_passes:
+            rounds += 1
             logger.info(
                 f"{self.name}: records changed while this sync paged through them, which can shift rows between "
-                f"pages; reading again from {_describe(lower)} so none is lost (catch-up pass {catch_ups})."
+                f"pages; reading again {', '.join(map(_describe_window, windows))} so none is lost "
+                f"(catch-up pass {rounds})."
             )
-        if incremental:
-            yield Page(records=[], state={CURSOR: format_instant(final)} if final is not None else {})
+            if incremental:  # an interruption from here on must resume below the windows
+                retreat = {CURSOR: format_instant(windows[0][0])} if windows[0][0] is not None else {}
+                yield Page(records=[], state=retreat)
+            found: List[Window] = []
+            for window in windows:
+                tracker = PassTracker(lower=window[0], upper=window[1])
+                yield from self._pass(self._window_params(*window), tracker)
+                found.extend(tracker.shifted_windows())
+            windows = _merge(found)
+        if not incremental:
+            return
+        final = main.high
+        if windows:
+            final = windows[0][0]
+            logger.warning(
+                f"{self.name}: records kept changing during the sync; the next sync re-reads from "
+                f"{_describe(final)} so none is lost."
+            )
+        yield Page(records=[], state={CURSOR: format_instant(final)} if final is not None else {})
+
+    @staticmethod
+    def _window_params(lower: Optional[datetime], upper: Optional[datetime]) -> Dict[str, Any]:
+        params: Dict[str, Any] = {"sort": f"{CURSOR}:asc"}
+        filters = []
+        if lower is not None:
+            filters.append(f'{CURSOR}:gte:"{format_instant(lower)}"')
+        if upper is not None:
+            filters.append(f'{CURSOR}:lte:"{format_instant(upper)}"')
+        if filters:
+            params["filters"] = ",".join(filters)
+        return params
 
     def _pass(self, params: Mapping[str, Any], tracker: Optional[PassTracker]) -> Iterator[Page]:
         """One walk through the list with fixed filters, following nextPage to the end."""
@@ -365,6 +424,11 @@ def _pass_info(lower: Optional[datetime], started: Optional[datetime]) -> Dict[s
 
 def _describe(when: Optional[datetime]) -> str:
     return format_instant(when) if when is not None else "the beginning"
+
+
+def _describe_window(window: Window) -> str:
+    upper = f" to {format_instant(window[1])}" if window[1] is not None else ""
+    return f"from {_describe(window[0])}{upper}"
 
 
 # --- the BILL objects ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, List
 
 import pytest
@@ -120,7 +120,7 @@ def test_given_retry_after_when_rate_limited_then_it_wins(http_mocker: HttpMocke
 
 
 def _at(text: str) -> Any:
-    when = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    when = datetime.fromisoformat(text).replace(tzinfo=UTC)
     return lambda: when
 
 
