@@ -205,3 +205,26 @@ def test_given_session_rejected_after_every_login_when_read_then_fails_instead_o
     output = read(source(), config(), catalog("vendors"))
 
     assert "rejected new sessions" in error_of(output).message
+
+
+def test_given_wrong_password_when_reading_several_streams_then_bill_is_asked_once(http_mocker: HttpMocker) -> None:
+    http_mocker.post(login_request(), error_response("error_bdc_1101", 400))
+
+    output = read(source(), config(), catalog("vendors", "bills", "users"))
+
+    http_mocker.assert_number_of_calls(login_request(), 1)  # more attempts would risk BILL's lockout (BDC_1110)
+    assert all(e.trace.error.failure_type.value == "config_error" for e in output.errors)
+    assert "username or password" in output.errors[0].trace.error.message
+
+
+def test_given_absurd_retry_after_when_retrying_then_wait_is_capped(http_mocker: HttpMocker) -> None:
+    sleeps: List[float] = []
+    http_mocker.post(login_request(), login_response())
+    http_mocker.get(
+        list_request("customers"),
+        [error_response("error_bdc_1001", 503, {"Retry-After": "86400"}), page_response(records(0, 1))],
+    )
+
+    read(source(sleeps), config(), catalog("customers"))
+
+    assert sleeps == [600.0]
