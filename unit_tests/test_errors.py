@@ -208,11 +208,12 @@ def test_given_session_rejected_after_every_login_when_read_then_fails_instead_o
 
 
 def test_given_wrong_password_when_reading_several_streams_then_bill_is_asked_once(http_mocker: HttpMocker) -> None:
-    http_mocker.post(login_request(), error_response("error_bdc_1101", 400))
+    login = login_request()
+    http_mocker.post(login, error_response("error_bdc_1101", 400))
 
     output = read(source(), config(), catalog("vendors", "bills", "users"))
 
-    http_mocker.assert_number_of_calls(login_request(), 1)  # more attempts would risk BILL's lockout (BDC_1110)
+    http_mocker.assert_number_of_calls(login, 1)  # more attempts would risk BILL's lockout (BDC_1110)
     assert all(e.trace.error.failure_type.value == "config_error" for e in output.errors)
     assert "username or password" in output.errors[0].trace.error.message
 
