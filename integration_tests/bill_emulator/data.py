@@ -30,30 +30,129 @@ SPECIAL_COMPANIES = [
     "Smith & Sons, LLC",
     'O\'Brien "Quality" Supplies',
     "Łódź Logistyka Sp. z o.o.",
-    "Αθήνα Εμπορική Α.Ε.",
-    "Москва Трейд ООО",
+    "Αθήνα Εμπορική Α.Ε.",  # noqa: RUF001
+    "Москва Трейд ООО",  # noqa: RUF001
     "São Paulo Comércio Ltda.",
     "Dvořák Audio s.r.o.",
 ]
-ADJECTIVES = ["Northwind", "Blue Harbor", "Summit", "Evergreen", "Redwood", "Silver Lake", "Granite",
-              "Pioneer", "Lakeside", "Golden Gate", "Maple", "Atlas", "Horizon", "Cascade", "Ironwood",
-              "Bright Path", "Keystone", "Harborview", "Oakridge", "Sunrise", "Cedar", "Bayside"]
-NOUNS = ["Logistics", "Office Supply", "Consulting", "Catering", "Software", "Printing", "Electric",
-         "Plumbing", "Design", "Freight", "Marketing", "Analytics", "Janitorial", "Security", "Legal",
-         "Staffing", "Hardware", "Telecom", "Insurance", "Landscaping"]
+ADJECTIVES = [
+    "Northwind",
+    "Blue Harbor",
+    "Summit",
+    "Evergreen",
+    "Redwood",
+    "Silver Lake",
+    "Granite",
+    "Pioneer",
+    "Lakeside",
+    "Golden Gate",
+    "Maple",
+    "Atlas",
+    "Horizon",
+    "Cascade",
+    "Ironwood",
+    "Bright Path",
+    "Keystone",
+    "Harborview",
+    "Oakridge",
+    "Sunrise",
+    "Cedar",
+    "Bayside",
+]
+NOUNS = [
+    "Logistics",
+    "Office Supply",
+    "Consulting",
+    "Catering",
+    "Software",
+    "Printing",
+    "Electric",
+    "Plumbing",
+    "Design",
+    "Freight",
+    "Marketing",
+    "Analytics",
+    "Janitorial",
+    "Security",
+    "Legal",
+    "Staffing",
+    "Hardware",
+    "Telecom",
+    "Insurance",
+    "Landscaping",
+]
 SUFFIXES = ["LLC", "Inc.", "Co.", "Ltd.", "Group", "Partners", "Corp.", "& Co."]
-FIRST_NAMES = ["Alice", "Bob", "Carla", "David", "Emma", "Farid", "Grace", "Hiro", "Ines", "José", "Zoë",
-               "Łukasz", "Mia", "Noah", "Olga", "Priya", "Quinn", "Rafael", "Sofia", "Tomás", "Uma",
-               "Victor", "Wei", "Yara", "Björn", "Chloé", "Dmitri", "美咲"]
-LAST_NAMES = ["Anderson", "Brown", "Chen", "Dubois", "Esposito", "Fischer", "García", "Hansen", "Ivanov",
-              "Jones", "Kowalski", "López", "Müller", "Nakamura", "O'Connor", "Patel", "Rossi", "Schmidt",
-              "Tanaka", "Novák", "Wójcik", "Øster", "佐藤"]
+FIRST_NAMES = [
+    "Alice",
+    "Bob",
+    "Carla",
+    "David",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "José",
+    "Zoë",
+    "Łukasz",
+    "Mia",
+    "Noah",
+    "Olga",
+    "Priya",
+    "Quinn",
+    "Rafael",
+    "Sofia",
+    "Tomás",
+    "Uma",
+    "Victor",
+    "Wei",
+    "Yara",
+    "Björn",
+    "Chloé",
+    "Dmitri",
+    "美咲",
+]
+LAST_NAMES = [
+    "Anderson",
+    "Brown",
+    "Chen",
+    "Dubois",
+    "Esposito",
+    "Fischer",
+    "García",
+    "Hansen",
+    "Ivanov",
+    "Jones",
+    "Kowalski",
+    "López",
+    "Müller",
+    "Nakamura",
+    "O'Connor",
+    "Patel",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Novák",
+    "Wójcik",
+    "Øster",
+    "佐藤",
+]
 DESCRIPTIONS = [
-    "Monthly service fee", "Office supplies for Q{q}", "Consulting hours — {m}", "Hardware replacement",
-    "Annual software subscription", "Catering for team offsite 🎉", "Office snacks 🍪☕", "Freight charges",
-    "Marketing campaign, phase {q}", "Legal review: contract #{n}", "Maintenance \"priority\" visit",
-    "Travel reimbursement (Zürich → Tokyo ✈️)", "Cleaning services", "Printing & binding",
-    "Licencias de software – año {y}", "Wartungsvertrag für Büro", "Equipment rental\nsecond line",
+    "Monthly service fee",
+    "Office supplies for Q{q}",
+    "Consulting hours — {m}",
+    "Hardware replacement",
+    "Annual software subscription",
+    "Catering for team offsite 🎉",
+    "Office snacks 🍪☕",
+    "Freight charges",
+    "Marketing campaign, phase {q}",
+    "Legal review: contract #{n}",
+    'Maintenance "priority" visit',
+    "Travel reimbursement (Zürich → Tokyo ✈️)",
+    "Cleaning services",
+    "Printing & binding",
+    "Licencias de software – año {y}",  # noqa: RUF001 "Wartungsvertrag für Büro", "Equipment rental\nsecond line",
 ]
 ADDRESSES = [
     ("San Francisco", "CA", "94105", "US", "United States"),
@@ -69,21 +168,65 @@ ADDRESSES = [
     ("東京都", "Tokyo", "100-0005", "JP", "Japan"),
     ("London", "London", "EC1A 1BB", "GB", "United Kingdom"),
 ]
-STREETS = ["Market St", "Main St", "Broadway", "Elm Ave", "Oak Blvd", "Mission St", "Hauptstraße",
-           "Rue Saint-Paul", "Pine Rd", "2nd Ave"]
-BANKS = ["Chase", "Wells Fargo", "Bank of America", "Silicon Valley Bank", "Citibank", "US Bank",
-         "First Republic", "Crédit Agricole"]
+STREETS = [
+    "Market St",
+    "Main St",
+    "Broadway",
+    "Elm Ave",
+    "Oak Blvd",
+    "Mission St",
+    "Hauptstraße",
+    "Rue Saint-Paul",
+    "Pine Rd",
+    "2nd Ave",
+]
+BANKS = [
+    "Chase",
+    "Wells Fargo",
+    "Bank of America",
+    "Silicon Valley Bank",
+    "Citibank",
+    "US Bank",
+    "First Republic",
+    "Crédit Agricole",
+]
 CURRENCIES = ["USD"] * 18 + ["CAD", "EUR", "GBP", "JPY"]
 CLASS_NAMES = {
-    "chart_of_accounts": ["Office Expenses", "Rent", "Utilities", "Travel", "Meals", "Software", "Payroll",
-                          "Accounts Payable", "Accounts Receivable", "Checking", "Sales", "Cost of Goods Sold",
-                          "Advertising", "Insurance", "Professional Fees", "Repairs", "Telephone", "Depreciation"],
+    "chart_of_accounts": [
+        "Office Expenses",
+        "Rent",
+        "Utilities",
+        "Travel",
+        "Meals",
+        "Software",
+        "Payroll",
+        "Accounts Payable",
+        "Accounts Receivable",
+        "Checking",
+        "Sales",
+        "Cost of Goods Sold",
+        "Advertising",
+        "Insurance",
+        "Professional Fees",
+        "Repairs",
+        "Telephone",
+        "Depreciation",
+    ],
     "accounting_classes": ["Retail", "Wholesale", "Online", "Government", "Non-profit", "Enterprise"],
     "departments": ["Engineering", "Finance", "Marketing", "Sales", "Operations", "HR", "Legal", "Support"],
-    "items": ["Consulting Hour", "Widget", "Gadget Pro", "Support Plan", "Installation", "Shipping",
-              "Sales Tax CA", "Training Session", "License Seat", "Maintenance Kit"],
-    "jobs": ["Website Redesign", "Office Move", "Audit 2024", "Product Launch", "ERP Migration",
-             "Warehouse Build-out"],
+    "items": [
+        "Consulting Hour",
+        "Widget",
+        "Gadget Pro",
+        "Support Plan",
+        "Installation",
+        "Shipping",
+        "Sales Tax CA",
+        "Training Session",
+        "License Seat",
+        "Maintenance Kit",
+    ],
+    "jobs": ["Website Redesign", "Office Move", "Audit 2024", "Product Launch", "ERP Migration", "Warehouse Build-out"],
     "locations": ["Headquarters", "East Coast", "West Coast", "Europe", "APAC", "Remote"],
 }
 
@@ -119,12 +262,33 @@ ENUMS = {
     "credit_memos:status": ["NOT_APPLIED", "PARTIALLY_APPLIED", "FULLY_APPLIED"],
     "vendor_credits:status": ["NOT_APPLIED", "PARTIALLY_APPLIED", "FULLY_APPLIED"],
     "schedule.period": ["MONTHLY", "WEEKLY", "QUARTERLY", "YEARLY"],
-    "account.type": ["EXPENSE", "INCOME", "BANK", "ACCOUNTS_PAYABLE", "ACCOUNTS_RECEIVABLE", "COST_OF_GOODS_SOLD",
-                     "CREDIT_CARD", "EQUITY", "FIXED_ASSET", "OTHER_CURRENT_LIABILITY", "OTHER_ASSET"],
+    "account.type": [
+        "EXPENSE",
+        "INCOME",
+        "BANK",
+        "ACCOUNTS_PAYABLE",
+        "ACCOUNTS_RECEIVABLE",
+        "COST_OF_GOODS_SOLD",
+        "CREDIT_CARD",
+        "EQUITY",
+        "FIXED_ASSET",
+        "OTHER_CURRENT_LIABILITY",
+        "OTHER_ASSET",
+    ],
     "items:type": ["SERVICE", "PRODUCT", "DISCOUNT", "SALES_TAX", "SALES_TAX_GROUP", "PAYMENT"],
     "role.type": ["ADMINISTRATOR", "CLERK", "APPROVER", "ACCOUNTANT", "PAYER", "AUDITOR"],
-    "roles:type": ["ADMINISTRATOR", "CLERK", "APPROVER", "ACCOUNTANT", "PAYER", "AUDITOR", "CUSTOM", "MEMBER",
-                   "PURCHASE_REQUESTER", "NO_ACCESS"],
+    "roles:type": [
+        "ADMINISTRATOR",
+        "CLERK",
+        "APPROVER",
+        "ACCOUNTANT",
+        "PAYER",
+        "AUDITOR",
+        "CUSTOM",
+        "MEMBER",
+        "PURCHASE_REQUESTER",
+        "NO_ACCESS",
+    ],
     "bank_accounts:status": ["VERIFIED", "VERIFIED", "NOT_VERIFIED", "PENDING"],
     "bank_accounts:type": ["CHECKING", "SAVINGS"],
     "bank_accounts:ownerType": ["BUSINESS", "PERSONAL"],
@@ -132,45 +296,137 @@ ENUMS = {
 }
 
 REFS = {
-    "vendorId": "vendors", "customerId": "customers", "billId": "bills", "invoiceId": "invoices",
-    "paymentId": "payments", "chartOfAccountId": "chart_of_accounts",
-    "payFromChartOfAccountId": "chart_of_accounts", "payToChartOfAccountId": "chart_of_accounts",
-    "expenseChartOfAccountId": "chart_of_accounts", "applyToChartOfAccountId": "chart_of_accounts",
-    "accountingClassId": "accounting_classes", "departmentId": "departments", "employeeId": "employees",
-    "jobId": "jobs", "locationId": "locations", "itemId": "items", "salesTaxItemId": "items",
-    "userId": "users", "createdBy": "users", "requestedBy": "users", "bankAccountId": "bank_accounts",
-    "payToBankAccountId": "bank_accounts", "applyToBankAccountId": "bank_accounts",
+    "vendorId": "vendors",
+    "customerId": "customers",
+    "billId": "bills",
+    "invoiceId": "invoices",
+    "paymentId": "payments",
+    "chartOfAccountId": "chart_of_accounts",
+    "payFromChartOfAccountId": "chart_of_accounts",
+    "payToChartOfAccountId": "chart_of_accounts",
+    "expenseChartOfAccountId": "chart_of_accounts",
+    "applyToChartOfAccountId": "chart_of_accounts",
+    "accountingClassId": "accounting_classes",
+    "departmentId": "departments",
+    "employeeId": "employees",
+    "jobId": "jobs",
+    "locationId": "locations",
+    "itemId": "items",
+    "salesTaxItemId": "items",
+    "userId": "users",
+    "createdBy": "users",
+    "requestedBy": "users",
+    "bankAccountId": "bank_accounts",
+    "payToBankAccountId": "bank_accounts",
+    "applyToBankAccountId": "bank_accounts",
     "cardAccountId": "card_accounts",
 }
-NESTED_ID_PREFIX = {"role": "0po", "fundingAccount": "bac", "receivablesAccount": "bac", "vendorCredits": "0vc",
-                    "payments": "0rp", "voidInfo": "0vd", "billPayments": "0bp"}
-NESTED_ID_REF = {"role": "roles", "fundingAccount": "bank_accounts", "receivablesAccount": "bank_accounts",
-                 "vendorCredits": "vendor_credits"}
+NESTED_ID_PREFIX = {
+    "role": "0po",
+    "fundingAccount": "bac",
+    "receivablesAccount": "bac",
+    "vendorCredits": "0vc",
+    "payments": "0rp",
+    "voidInfo": "0vd",
+    "billPayments": "0bp",
+}
+NESTED_ID_REF = {
+    "role": "roles",
+    "fundingAccount": "bank_accounts",
+    "receivablesAccount": "bank_accounts",
+    "vendorCredits": "vendor_credits",
+}
 ADDRESS_OBJECTS = {"address", "billingAddress", "shippingAddress", "mailingAddress"}
 
 # never omitted
-CORE = {"id", "createdTime", "updatedTime", "archived", "name", "vendorId", "customerId", "amount", "totalAmount",
-        "cardAccountId", "userId", "bankAccountId", "firstName", "lastName", "email", "type", "status",
-        "invoiceNumber", "dueDate", "invoiceDate", "paymentDate", "processDate", "creditDate", "description",
-        "price", "quantity", "verificationStatus", "role", "account", "schedule", "paymentStatus"}
-OMIT_P = {"virtualCard": 0.7, "voidInfo": 0.85, "bankAccount": 0.4, "paymentPurpose": 0.6, "autoPay": 0.5,
-          "checkDisbursement": 0.6, "achDisbursement": 0.6, "rppsDisbursement": 0.85,
-          "internationalDisbursement": 0.9, "vcardDisbursement": 0.85, "walletDisbursement": 0.9,
-          "line2": 0.6, "fax": 0.6, "parentId": 0.6, "rppsId": 0.8, "cardFundingPurpose": 0.8, "approvers": 0.3,
-          "invoicePdfId": 0.3, "purchaseOrderNumber": 0.5, "convenienceFee": 0.5, "salesTaxItemId": 0.5,
-          "employeeId": 0.7, "jobId": 0.5, "customerId@classifications": 0.8, "itemId": 0.5, "usage": 0.4,
-          "payments": 0.3, "declineDate": 0.7, "lastPaymentDate": 0.3, "remittanceEmail": 0.4}
-ARRAY_LEN = {"approvers": (1, 2), "voidInfo": (1, 1), "payments": (0, 2), "usage": (0, 2), "billPayments": (1, 2),
-             "vendorCredits": (0, 1), "invoicePayments": (1, 2)}
+CORE = {
+    "id",
+    "createdTime",
+    "updatedTime",
+    "archived",
+    "name",
+    "vendorId",
+    "customerId",
+    "amount",
+    "totalAmount",
+    "cardAccountId",
+    "userId",
+    "bankAccountId",
+    "firstName",
+    "lastName",
+    "email",
+    "type",
+    "status",
+    "invoiceNumber",
+    "dueDate",
+    "invoiceDate",
+    "paymentDate",
+    "processDate",
+    "creditDate",
+    "description",
+    "price",
+    "quantity",
+    "verificationStatus",
+    "role",
+    "account",
+    "schedule",
+    "paymentStatus",
+}
+OMIT_P = {
+    "virtualCard": 0.7,
+    "voidInfo": 0.85,
+    "bankAccount": 0.4,
+    "paymentPurpose": 0.6,
+    "autoPay": 0.5,
+    "checkDisbursement": 0.6,
+    "achDisbursement": 0.6,
+    "rppsDisbursement": 0.85,
+    "internationalDisbursement": 0.9,
+    "vcardDisbursement": 0.85,
+    "walletDisbursement": 0.9,
+    "line2": 0.6,
+    "fax": 0.6,
+    "parentId": 0.6,
+    "rppsId": 0.8,
+    "cardFundingPurpose": 0.8,
+    "approvers": 0.3,
+    "invoicePdfId": 0.3,
+    "purchaseOrderNumber": 0.5,
+    "convenienceFee": 0.5,
+    "salesTaxItemId": 0.5,
+    "employeeId": 0.7,
+    "jobId": 0.5,
+    "customerId@classifications": 0.8,
+    "itemId": 0.5,
+    "usage": 0.4,
+    "payments": 0.3,
+    "declineDate": 0.7,
+    "lastPaymentDate": 0.3,
+    "remittanceEmail": 0.4,
+}
+ARRAY_LEN = {
+    "approvers": (1, 2),
+    "voidInfo": (1, 1),
+    "payments": (0, 2),
+    "usage": (0, 2),
+    "billPayments": (1, 2),
+    "vendorCredits": (0, 1),
+    "invoicePayments": (1, 2),
+}
 # top-level fields regenerated per row when a template is reused
 VARY = {
-    "vendors": ["name", "email", "accountNumber"], "customers": ["name", "email", "accountNumber"],
-    "bills": ["vendorId", "amount", "description"], "invoices": ["customerId", "invoiceNumber", "totalAmount"],
-    "payments": ["vendorId", "billId", "amount"], "receivable_payments": ["customerId", "amount"],
+    "vendors": ["name", "email", "accountNumber"],
+    "customers": ["name", "email", "accountNumber"],
+    "bills": ["vendorId", "amount", "description"],
+    "invoices": ["customerId", "invoiceNumber", "totalAmount"],
+    "payments": ["vendorId", "billId", "amount"],
+    "receivable_payments": ["customerId", "amount"],
     "credit_memos": ["customerId", "referenceNumber", "amount"],
     "vendor_credits": ["vendorId", "referenceNumber", "amount"],
-    "recurring_bills": ["vendorId", "description"], "recurring_invoices": ["customerId", "description"],
-    "employees": ["firstName", "lastName"], "users": ["firstName", "lastName", "email"],
+    "recurring_bills": ["vendorId", "description"],
+    "recurring_invoices": ["customerId", "description"],
+    "employees": ["firstName", "lastName"],
+    "users": ["firstName", "lastName", "email"],
     "bank_account_users": ["bankAccountId", "userId"],
 }
 
@@ -209,8 +465,9 @@ class DataGenerator:
 
     def description(self) -> str:
         r = self.rng
-        return r.choice(DESCRIPTIONS).format(q=r.randint(1, 4), m=r.choice(["Jan", "Feb", "Mär", "Apr"]),
-                                             n=r.randint(100, 999), y=r.randint(2023, 2025))
+        return r.choice(DESCRIPTIONS).format(
+            q=r.randint(1, 4), m=r.choice(["Jan", "Feb", "Mär", "Apr"]), n=r.randint(100, 999), y=r.randint(2023, 2025)
+        )
 
     def money(self, lo: float = 10.0, hi: float = 25_000.0) -> float:
         r = self.rng.random()
@@ -326,8 +583,14 @@ class DataGenerator:
             pairs.append((self.rng.choice(self.card_account_ids), self.new_id("006")))
         out = []
         for card, user in pairs[:n]:
-            out.append({"cardAccountId": card, "userId": user, "archived": self.rng.random() < 0.05,
-                        "verificationStatus": self.rng.choice(ENUMS["verificationStatus"])})
+            out.append(
+                {
+                    "cardAccountId": card,
+                    "userId": user,
+                    "archived": self.rng.random() < 0.05,
+                    "verificationStatus": self.rng.choice(ENUMS["verificationStatus"]),
+                }
+            )
         return out
 
     # ------------------------------------------------------------ schema walk
@@ -349,7 +612,7 @@ class DataGenerator:
                 return self._address()
             out = {}
             for key, child in node.get("properties", {}).items():
-                sub = path + (key,)
+                sub = (*path, key)
                 if path and self._omit(key, sub, name):
                     continue
                 if not path and key not in CORE and self._omit(key, sub, ""):
@@ -406,16 +669,30 @@ class DataGenerator:
         enum = self._enum(stream, path)
         if enum:
             return r.choice(enum)
-        if name in ("createdTime", "updatedTime", "statusChangedTime", "lastUpdatedDate") \
-                or node.get("format") == "date-time":
+        if (
+            name in ("createdTime", "updatedTime", "statusChangedTime", "lastUpdatedDate")
+            or node.get("format") == "date-time"
+        ):
             return self._ts_between(ctx)
         if node.get("format") == "date" or (t == "string" and name.endswith("Date")):
-            offsets = {"dueDate": 30, "endDate": 365, "nextDueDate": 20, "arrivesByDate": 5, "validUntil": 60,
-                       "sentDate": 2, "lastPaymentDate": 10}
+            offsets = {
+                "dueDate": 30,
+                "endDate": 365,
+                "nextDueDate": 20,
+                "arrivesByDate": 5,
+                "validUntil": 60,
+                "sentDate": 2,
+                "lastPaymentDate": 10,
+            }
             return self._date(ctx, offsets.get(name, 0))
         if t == "integer":
-            ranges = {"frequency": (1, 3), "daysInAdvance": (0, 10), "leadTimeInDays": (0, 5),
-                      "daysBeforeDueDate": (0, 7), "checkNumber": (1000, 99999)}
+            ranges = {
+                "frequency": (1, 3),
+                "daysInAdvance": (0, 10),
+                "leadTimeInDays": (0, 5),
+                "daysBeforeDueDate": (0, 7),
+                "checkNumber": (1000, 99999),
+            }
             lo, hi = ranges.get(name, (1, 999_999))
             return r.randint(lo, hi)
         if t == "number":
@@ -429,7 +706,7 @@ class DataGenerator:
                 return r.randint(1, 3)
             if name in ("creditAmount", "scheduledAmount", "convenienceFeeAmount", "unappliedAmount"):
                 return 0 if r.random() < 0.8 else self.money(1, 200)
-            if name == "price" or name == "purchaseCost":
+            if name in {"price", "purchaseCost"}:
                 return self.money(1, 2_000)
             return self.money()
         # strings
@@ -465,7 +742,7 @@ class DataGenerator:
             return self.description()
         if name in ("billCurrency", "invoiceCurrency", "paymentCurrency"):
             return r.choice(CURRENCIES)
-        if name == "bankName" or name == "issuingBankName":
+        if name in {"bankName", "issuingBankName"}:
             return r.choice(BANKS)
         if name in ("accountNumber",):
             return self.digits(r.choice([8, 10, 12]))
@@ -509,8 +786,14 @@ class DataGenerator:
     def _address(self) -> dict:
         r = self.rng
         city, state, zipc, country, cname = r.choice(ADDRESSES)
-        out = {"line1": f"{r.randint(1, 9999)} {r.choice(STREETS)}", "city": city, "stateOrProvince": state,
-               "zipOrPostalCode": zipc, "country": country, "countryName": cname}
+        out = {
+            "line1": f"{r.randint(1, 9999)} {r.choice(STREETS)}",
+            "city": city,
+            "stateOrProvince": state,
+            "zipOrPostalCode": zipc,
+            "country": country,
+            "countryName": cname,
+        }
         if r.random() < 0.3:
             out["line2"] = f"Suite {r.randint(100, 999)}"
         return out
@@ -536,8 +819,7 @@ class DataGenerator:
             rec["amount"] = total
             rec["fundingAmount"] = total
             status = rec.get("paymentStatus", "UNPAID")
-            paid = total if status == "PAID" else (round(total * r.uniform(0.1, 0.9), 2) if status == "PARTIAL"
-                                                   else 0)
+            paid = total if status == "PAID" else (round(total * r.uniform(0.1, 0.9), 2) if status == "PARTIAL" else 0)
             rec["paidAmount"] = paid
             rec["dueAmount"] = round(total - paid, 2)
             rec["scheduledAmount"] = rec["dueAmount"] if status == "SCHEDULED" else 0
@@ -547,8 +829,10 @@ class DataGenerator:
                 rec["invoice"]["invoiceDate"] = format_date(ctx["c"])
             rec["dueDate"] = format_date(ctx["c"] + 30 * DAY_MS)
         elif stream == "invoices":
-            total = round(sum(it.get("price", 0) * it.get("quantity", 1) for it in rec.get("invoiceLineItems", [])),
-                          2) or self.money()
+            total = (
+                round(sum(it.get("price", 0) * it.get("quantity", 1) for it in rec.get("invoiceLineItems", [])), 2)
+                or self.money()
+            )
             rec["totalAmount"] = total
             status = rec.get("status", "OPEN")
             rec["dueAmount"] = 0 if status == "PAID" else total
@@ -572,8 +856,12 @@ class DataGenerator:
     def new_record(self, stream: str, now_ms: int) -> dict:
         if stream == "card_account_users":
             user = self.new_id("006")
-            return {"cardAccountId": self.rng.choice(self.card_account_ids), "userId": user, "archived": False,
-                    "verificationStatus": "NOMINATED"}
+            return {
+                "cardAccountId": self.rng.choice(self.card_account_ids),
+                "userId": user,
+                "archived": False,
+                "verificationStatus": "NOMINATED",
+            }
         return self.make_record(stream, now_ms, now_ms)
 
 

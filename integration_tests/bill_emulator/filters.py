@@ -25,10 +25,11 @@ class ApiError(Exception):
 
 # ---------------------------------------------------------------- timestamps
 
+
 def format_ms(ms: int) -> str:
     """Epoch milliseconds -> BILL's `2024-10-16T13:36:31.000+00:00`."""
     sec, milli = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + ".%03d+00:00" % milli
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{milli:03d}+00:00"
 
 
 def format_date(ms: int) -> str:
@@ -52,12 +53,14 @@ def parse_instant_ms(value: str) -> int:
     if not m:
         raise ValueError(f"invalid date-time: {value!r}")
     year, month, day, hh, mi, ss, frac, zone = m.groups()
-    secs = calendar.timegm(
-        (int(year), int(month), int(day), int(hh or 0), int(mi or 0), int(ss or 0), 0, 0, 0)
-    )
+    secs = calendar.timegm((int(year), int(month), int(day), int(hh or 0), int(mi or 0), int(ss or 0), 0, 0, 0))
     # validate the calendar fields (timegm silently normalises 2024-02-31)
-    if time.gmtime(secs)[:3] != (int(year), int(month), int(day)) or int(hh or 0) > 23 or int(mi or 0) > 59 \
-            or int(ss or 0) > 59:
+    if (
+        time.gmtime(secs)[:3] != (int(year), int(month), int(day))
+        or int(hh or 0) > 23
+        or int(mi or 0) > 59
+        or int(ss or 0) > 59
+    ):
         raise ValueError(f"invalid date-time: {value!r}")
     ms = secs * 1000 + (int((frac or "0")[:3].ljust(3, "0")))
     if zone and zone not in ("Z", "z"):
@@ -73,6 +76,7 @@ def normalize_instant(value: str) -> str:
 
 
 # ---------------------------------------------------------------- filters
+
 
 def split_outside_quotes(text: str, sep: str = ",") -> list[str]:
     parts, buf, quoted = [], [], False
@@ -134,8 +138,8 @@ def parse_filters(stream: str, text: str | None) -> list[Callable[[dict], bool]]
         return []
     allowed = FILTERABLE[stream]
     preds = []
-    for term in split_outside_quotes(text):
-        term = term.strip()
+    for raw_term in split_outside_quotes(text):
+        term = raw_term.strip()
         if not term:
             raise ApiError(400, "BDC_1001", "Invalid filter: empty filter expression")
         pieces = term.split(":", 2)
@@ -202,14 +206,14 @@ def _make_pred(get, op, v):
 
 # ---------------------------------------------------------------- sort
 
+
 def parse_sort(stream: str, text: str | None) -> list[tuple[str, bool]]:
     if text is None or text.strip() == "":
         return []
     allowed = SORTABLE[stream]
     out = []
-    for term in text.split(","):
-        term = term.strip()
-        field, _, direction = term.partition(":")
+    for raw_term in text.split(","):
+        field, _, direction = raw_term.strip().partition(":")
         field = field.strip()
         direction = (direction or "asc").strip().lower()
         if field not in allowed:
