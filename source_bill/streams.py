@@ -61,7 +61,7 @@ class PassTracker:
     and shifts the rest left: the rows skipped are those that stood at the boundary, so their updatedTime
     lies between the last of page k-1 and the first of page k. The edited row itself shows up at the end
     with an updatedTime after the pass began (BILL's clock, from the ``Date`` header, one-second
-    resolution), which says which boundaries may have been hit.
+    resolution), which says until when boundaries may have been hit.
     """
 
     lower: Optional[datetime]
@@ -129,12 +129,14 @@ class PassTracker:
         earliest = min(self.late)
         if self.resumed and self.first_served is not None and earliest < self.first_served:
             return [(self.resumed_lower, self.upper)]  # edited while an interrupted pass ran: its timing is gone
+        # A late record shows only its last edit; an earlier edit of the same record may have shifted rows at
+        # any boundary since the pass began. So every boundary whose earlier page was served before the latest
+        # edit seen is suspect: one narrow window each.
+        latest = max(self.late)
         windows: List[Window] = []
         for k in range(1, len(self.pages)):
-            before_served = self.pages[k - 1][0]
-            served, high_before, first = self.pages[k]
-            # page k may have been served after an edit at t, and page k-1 before it
-            if any(before_served <= t < served + DATE_RESOLUTION for t in self.late):
+            if self.pages[k - 1][0] <= latest:
+                _, high_before, first = self.pages[k]
                 windows.append((high_before, first))
         return _merge(windows)
 
