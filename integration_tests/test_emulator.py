@@ -460,6 +460,21 @@ def test_offset_shift_skips_a_row_for_naive_client(emu, client):
     assert got[-1]["name"] == "Renamed Vendor"
 
 
+def test_snapshot_token_mode_does_not_shift(emu, client):
+    emu.settings.token_mode = "snapshot"
+    params = {"max": 50, "sort": "updatedTime:asc"}
+    before = [r["id"] for r in sorted(emu.records("vendors"), key=lambda r: (r["updatedTime"], r["id"]))]
+    first = client.get("/v3/vendors", **params).json()
+    emu.update_record("vendors", first["results"][10]["id"], {"name": "Renamed Vendor"})
+    got = list(first["results"])
+    token = first["nextPage"]
+    while token:
+        body = client.get("/v3/vendors", page=token, **params).json()
+        got.extend(body["results"])
+        token = body.get("nextPage")
+    assert _ids(got) == before
+
+
 def test_before_list_callback_mutates_mid_sync(emu, client):
     calls = []
 

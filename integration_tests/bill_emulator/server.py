@@ -49,7 +49,7 @@ class Settings:
         self.rate_limit_status: int = 429
         self.retry_after: float | int | None = None
         self.next_page_end: str = "omit"  # "omit" | "null" | "empty"
-        self.token_mode: str = "offset"
+        self.token_mode: str = "offset"  # or "snapshot": tokens point into a frozen result set (no shifts)
         self.fault_rate: float = 0.0
         self.fault_seed: int = 0
         self.fault_kinds: tuple = FAULT_KINDS
@@ -257,6 +257,7 @@ class BillEmulator:
         }
         self._version = {s: 0 for s in STREAMS}
         self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._snapshots: collections.OrderedDict = collections.OrderedDict()
         self._json_cache: dict[str, dict] = {s: {} for s in STREAMS}
         self._sessions: dict[str, dict] = {}
         self._hourly: dict[str, collections.deque] = {}
@@ -778,20 +779,24 @@ class BillEmulator:
             return session
 
     # ------------------------------------------------------------------ lists
-    def _token(self, qhash: str, offset: int) -> str:
-        raw = json.dumps({"q": qhash, "o": offset}, separators=(",", ":")).encode()
+    def _token(self, qhash: str, offset: int, snap: str | None = None) -> str:
+        data: dict[str, Any] = {"q": qhash, "o": offset}
+        if snap is not None:
+            data["s"] = snap
+        raw = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
-    def _untoken(self, token: str, qhash: str) -> int:
+    def _untoken(self, token: str, qhash: str) -> tuple[int, str | None]:
         try:
             data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
             offset = data["o"]
+            snap = data.get("s")
             ok = data["q"] == qhash and isinstance(offset, int) and offset >= 0
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             ok = False
         if not ok:
             raise ApiError(400, "BDC_1001", "Invalid page token.")
-        return offset
+        return offset, snap
 
     def _rows(self, stream: str, fkey: str, skey: str, preds: list, sort: list) -> list[dict]:
         key = (stream, fkey, skey)
@@ -847,7 +852,10 @@ class BillEmulator:
         sort = parse_sort(stream, skey)
         qhash = hashlib.sha1(f"{self._token_salt}|{stream}|{fkey}|{skey}|{page_size}".encode()).hexdigest()[:16]
         token = query.get("page")
-        offset = self._untoken(token, qhash) if token else 0
+        offset, snap = self._untoken(token, qhash) if token else (0, None)
+        snapshot_mode = self.settings.token_mode == "snapshot"
+        if snap is not None and snap not in self._snapshots:
+            raise ApiError(400, "BDC_1001", "Invalid page token (expired).")
 
         with self._lock:
             index = self._list_counter[stream]
@@ -855,7 +863,16 @@ class BillEmulator:
         for callback in list(self._callbacks):
             callback(self, stream, index)
 
-        rows = self._rows(stream, fkey, skey, preds, sort)
+        if snap is not None:
+            rows = self._snapshots[snap]
+        else:
+            rows = self._rows(stream, fkey, skey, preds, sort)
+            if snapshot_mode:  # a server-side cursor: later pages see the result set of the first request
+                snap = secrets.token_hex(6)
+                with self._lock:
+                    self._snapshots[snap] = rows
+                    while len(self._snapshots) > 256:
+                        self._snapshots.popitem(last=False)
         page = rows[offset : offset + page_size]
         has_next = offset + page_size < len(rows)
         malformed = self.settings.malformed.get(stream)
@@ -876,11 +893,11 @@ class BillEmulator:
         parts = []
         end = self._end_marker(self.settings.next_page_end)
         if has_next:
-            parts.append('"nextPage":"' + self._token(qhash, offset + page_size) + '"')
+            parts.append('"nextPage":"' + self._token(qhash, offset + page_size, snap) + '"')
         elif end is not None:
             parts.append('"nextPage":' + end)
         if offset > 0:
-            parts.append('"prevPage":"' + self._token(qhash, max(0, offset - page_size)) + '"')
+            parts.append('"prevPage":"' + self._token(qhash, max(0, offset - page_size), snap) + '"')
         elif end is not None:
             parts.append('"prevPage":' + end)
         parts.append('"results":[' + ",".join(texts) + "]")
