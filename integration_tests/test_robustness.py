@@ -279,9 +279,11 @@ def test_given_cli_read_killed_mid_sync_when_resumed_from_last_states_then_nothi
 
 
 # --- 3. edits during a sync, offset page tokens ------------------------------------------------------------
-def _edit_during_pass(emu: BillEmulator, stream: str, before_requests: Tuple[int, ...] = (2,)) -> Dict[str, Any]:
+def _edit_during_pass(
+    emu: BillEmulator, stream: str, before_requests: Tuple[int, ...] = (2,), archive: bool = True
+) -> Dict[str, Any]:
     """Before list request k (0-based; k=2 is page 3 of the first pass), for each k in ``before_requests``:
-    update 3 records of the current page 1 and archive a 4th. The emulator's page tokens are offsets."""
+    update 3 records of the current page 1 and (with ``archive``) archive a 4th. Page tokens are offsets."""
     assert emu.settings.token_mode == "offset"
     done: Dict[str, Any] = {"ids": [], "moments": 0}
 
@@ -292,7 +294,8 @@ def _edit_during_pass(emu: BillEmulator, stream: str, before_requests: Tuple[int
         picked = [page_1[10], page_1[40], page_1[70], page_1[95]]
         for n, record in enumerate(picked[:3]):
             emu_.update_record(stream, record["id"], {"name": f"edited during the sync {index}.{n}"})
-        emu_.archive_record(stream, picked[3]["id"])
+        if archive:
+            emu_.archive_record(stream, picked[3]["id"])
         done["ids"] += [r["id"] for r in picked]
         done["archived"] = picked[3]["id"]
         done["moments"] += 1
@@ -385,6 +388,52 @@ def test_given_records_edited_twice_during_one_pass_when_synced_then_rows_shifte
         assert_latest(emu, "vendors", runs)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a record edited during an interrupted pass and edited again during the resumed pass hides the "
+    "first edit: the resumed PassTracker sees only updatedTimes after its own first page, so it does not re-read "
+    "from the interrupted pass's lower bound, and the rows that the first edit shifted past the interrupted "
+    "pass's pages (below the saved cursor) are never read.",
+)
+def test_given_rows_shifted_before_a_kill_when_the_same_records_change_again_after_resume_then_none_lost() -> None:
+    """Killed run: before page 3, 3 records of page 1 are edited (rows 200-202 slide into page 2, already served);
+    killed after the STATE of page 3. More than a second later the sync resumes from that STATE (with its
+    ``pass`` key); during the resumed run the same 3 records are edited again. A third sync follows.
+    Every record must arrive in its latest version.
+    """
+    with BillEmulator(seed=34, sizes={"vendors": 600}) as emu:
+        edits = _edit_during_pass(emu, "vendors", (2,), archive=False)
+        first = read(fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL))
+        emu.remove_before_list()
+        assert not first.errors and edits["moments"] == 1
+        messages = list(first.records_and_state_messages)
+        cut = [i for i, m in enumerate(messages) if m.state is not None][2]  # the STATE after page 3
+        killed = [m.record.data for m in messages[:cut] if m.record is not None]
+        state = messages[cut].state
+        assert len(killed) == 3 * PAGE and "pass" in state_dict(state)
+
+        time.sleep(1.1)  # the resume starts in a later second than the first edit (BILL's Date has 1 s resolution)
+        calls: List[int] = []
+
+        def edit_again(emu_: BillEmulator, name: str, index: int) -> None:
+            calls.append(index)
+            if name == "vendors" and len(calls) == 2:
+                for rid in edits["ids"][:3]:
+                    emu_.update_record("vendors", rid, {"name": "edited again after the resume"})
+
+        emu.before_list(edit_again)
+        resumed = read(fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL), [state])
+        emu.remove_before_list()
+        assert not resumed.errors and len(calls) >= 2
+        third = read(
+            fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL), [stream_states(resumed, "vendors")[-1]]
+        )
+        assert not third.errors
+        assert_latest(
+            emu, "vendors", [killed, by_stream(resumed).get("vendors", []), by_stream(third).get("vendors", [])]
+        )
+
+
 # --- 4. ties across page boundaries ------------------------------------------------------------------------
 def _make_ties(emu: BillEmulator, stream: str, count: int, start: int) -> Tuple[str, List[str]]:
     rows = sorted(emu.records(stream), key=lambda r: (parse_instant_ms(r["updatedTime"]), r["id"]))
@@ -461,25 +510,30 @@ def test_given_three_streams_in_flight_when_all_sessions_expire_at_once_then_one
     that got the stale-session error throws away the session another worker just obtained.
     """
     streams = ["vendors", "bills", "invoices"]
-    with BillEmulator(seed=52, sizes={"vendors": 600, "bills": 600, "invoices": 600}) as emu:
-        emu.settings.latency_s = 0.05
-        emu.settings.max_concurrent = 3
-        marks: Dict[str, int] = {}
+    # Whether the other workers meet the expiry depends on thread timing; try until at least two did, then
+    # the login count is the claim under test (a run where only one worker saw it proves nothing).
+    for _attempt in range(4):
+        with BillEmulator(seed=52, sizes={"vendors": 600, "bills": 600, "invoices": 600}) as emu:
+            emu.settings.latency_s = 0.05
+            emu.settings.max_concurrent = 3
+            marks: Dict[str, int] = {}
 
-        def hook(emu_: BillEmulator, name: str, index: int) -> None:
-            if name == "bills" and index == 2 and not marks:
-                emu_.expire_sessions()
-                marks["logins_before"] = emu_.stats.login_count
-                marks["requests_before"] = emu_.stats.total_requests
+            def hook(emu_: BillEmulator, name: str, index: int, marks: Dict[str, int] = marks) -> None:
+                if name == "bills" and index == 2 and not marks:
+                    emu_.expire_sessions()
+                    marks["logins_before"] = emu_.stats.login_count
 
-        emu.before_list(hook)
-        output = read(fast_source(), emu.config(max_concurrent_requests=3), catalog(streams))
-        assert not output.errors
-        assert_exact(emu, by_stream(output), streams)
-        assert marks, "the hook did not run"
-        assert emu.stats.max_in_flight == 3  # the three really overlapped
-        assert emu.stats.status_counts.get(401, 0) >= 2  # more than one worker saw the expiry
-        assert emu.stats.login_count - marks["logins_before"] == 1
+            emu.before_list(hook)
+            output = read(fast_source(), emu.config(max_concurrent_requests=3), catalog(streams))
+            assert not output.errors
+            assert_exact(emu, by_stream(output), streams)
+            assert marks, "the hook did not run"
+            assert emu.stats.max_in_flight <= 3
+            if emu.stats.status_counts.get(401, 0) < 2:
+                continue
+            assert emu.stats.login_count - marks["logins_before"] == 1
+            return
+    pytest.fail("in 4 runs, never more than one worker met the expired session")
 
 
 # --- 7. bad input through the CLI --------------------------------------------------------------------------
