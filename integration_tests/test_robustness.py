@@ -388,13 +388,6 @@ def test_given_records_edited_twice_during_one_pass_when_synced_then_rows_shifte
         assert_latest(emu, "vendors", runs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a record edited during an interrupted pass and edited again during the resumed pass hides the "
-    "first edit: the resumed PassTracker sees only updatedTimes after its own first page, so it does not re-read "
-    "from the interrupted pass's lower bound, and the rows that the first edit shifted past the interrupted "
-    "pass's pages (below the saved cursor) are never read.",
-)
 def test_given_rows_shifted_before_a_kill_when_the_same_records_change_again_after_resume_then_none_lost() -> None:
     """Killed run: before page 3, 3 records of page 1 are edited (rows 200-202 slide into page 2, already served);
     killed after the STATE of page 3. More than a second later the sync resumes from that STATE (with its

@@ -126,14 +126,15 @@ class PassTracker:
             return []
         if not self.ordered:
             return [(self.lower, self.upper)]
-        earliest = min(self.late)
-        if self.resumed and self.first_served is not None and earliest < self.first_served:
-            return [(self.resumed_lower, self.upper)]  # edited while an interrupted pass ran: its timing is gone
+        windows: List[Window] = []
+        if self.resumed:
+            # Any of these records may also have been edited while the interrupted pass ran, whose page timings
+            # are gone: re-read what that pass covered, from its lower bound up to the cursor it saved.
+            windows.append((self.resumed_lower, self.lower))
         # A late record shows only its last edit; an earlier edit of the same record may have shifted rows at
         # any boundary since the pass began. So every boundary whose earlier page was served before the latest
         # edit seen is suspect: one narrow window each.
         latest = max(self.late)
-        windows: List[Window] = []
         for k in range(1, len(self.pages)):
             if self.pages[k - 1][0] <= latest:
                 _, high_before, first = self.pages[k]
