@@ -47,7 +47,6 @@ class BillSessionAuthenticator(AuthBase):
         self._session_id: Optional[str] = None
         self._last_used = 0.0
         self._refused: Optional[AirbyteTracedException] = None
-        self.login_count = 0
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["sessionId"] = self.session_id()
@@ -87,5 +86,4 @@ class BillSessionAuthenticator(AuthBase):
             message = "BILL's login answer has no sessionId; BILL may have changed its login API."
             raise AirbyteTracedException(message=message, internal_message=message)
         add_to_secrets(session_id)  # before anything can log it
-        self.login_count += 1
         return session_id

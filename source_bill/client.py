@@ -18,6 +18,7 @@ from . import errors
 from .auth import BillSessionAuthenticator
 from .config import BillConfig
 from .errors import Action, Rule
+from .timeutil import parse_http_date
 
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 MAX_RETRIES = 6  # 5xx, network errors, timeouts
@@ -142,18 +143,12 @@ class BillClient:
             clock=clock,
         )
         self._http.auth = self.auth
-        self.request_count = 0
-        self._count_lock = threading.Lock()
 
     def url(self, path: str) -> str:
         return f"{self.config.base_url}/v3/{path.lstrip('/')}"
 
     def get(self, path: str, params: Optional[Mapping[str, Any]] = None, *, context: str = "") -> requests.Response:
         return self._send("GET", self.url(path), params=params, context=context or path)
-
-    def get_json(self, path: str, params: Optional[Mapping[str, Any]] = None, *, context: str = "") -> Any:
-        response = self.get(path, params, context=context)
-        return decode_json(response, context or path)
 
     # HttpStream calls this in place of the CDK's HttpClient.send_request (same signature).
     def send_request(
@@ -192,8 +187,6 @@ class BillClient:
         http = self._login_http if is_login else self._http
         retries = concurrency_retries = relogins = hourly_waits = 0
         while True:
-            with self._count_lock:
-                self.request_count += 1
             try:
                 response = http.request(method, url, params=params, json=json, timeout=TIMEOUT)
             except (requests.ConnectionError, requests.Timeout) as exc:
@@ -270,8 +263,6 @@ def _retry_after(response: requests.Response) -> Optional[float]:
     try:
         return max(0.0, float(value))
     except ValueError:
-        from .timeutil import parse_http_date
-
         when = parse_http_date(value)
         if when is None:
             return None

@@ -143,7 +143,8 @@ class SourceBill(AbstractSource):
         """
         self._prebuilt = self._build_streams(config)
         try:
-            workers = min(self._prebuilt[0]._config.max_concurrent_requests, len(catalog.streams))
+            assert self.client is not None  # built with the streams
+            workers = min(self.client.config.max_concurrent_requests, len(catalog.streams))
             logger.info(f"Reading {len(catalog.streams)} BILL streams, {PAGE_SIZE} records a page, {workers} at once.")
             if workers <= 1:
                 yield from super().read(logger, config, catalog, state)

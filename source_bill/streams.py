@@ -9,8 +9,8 @@ Streams with ``updatedTime`` read in passes sorted ``updatedTime:asc``, with the
 so a record edited mid-pass moves to the end of the list and shifts the rows behind it by one: the row
 at the next page boundary would be skipped. Edited rows reveal themselves (their ``updatedTime`` is
 later than the moment the pass began, by BILL's own clock from the ``Date`` header), so the pass knows
-from which page boundary rows may have shifted and reads again from there (a catch-up pass). See
-docs/integrations/sources/bill.md, "How no record is lost".
+at which page boundaries rows may have shifted and reads the narrow ``updatedTime`` range around each of
+them again (a catch-up pass). See docs/integrations/sources/bill.md, "How no record is lost".
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ class Page:
 
 # an updatedTime range: from (gte; None = the beginning), to (lte; None = open)
 Window = Tuple[Optional[datetime], Optional[datetime]]
-MAX_LATE_TRACKED = 10_000
 
 
 @dataclass
@@ -73,7 +72,7 @@ class PassTracker:
     high: Optional[datetime] = None  # highest updatedTime read so far
     # per page: (served at, highest updatedTime before it, its first updatedTime or None when empty)
     pages: List[Tuple[datetime, Optional[datetime], Optional[datetime]]] = field(default_factory=list)
-    late: List[datetime] = field(default_factory=list)
+    latest_edit: Optional[datetime] = None  # the latest updatedTime at or after the pass began, if any
     ordered: bool = True
     _last_raw: Optional[str] = None
     _last_value: Optional[datetime] = None
@@ -113,16 +112,13 @@ class PassTracker:
             previous = value
             if self.high is None or value > self.high:
                 self.high = value
-            if value >= late_floor:
-                if len(self.late) < MAX_LATE_TRACKED:
-                    self.late.append(value)
-                else:
-                    self.ordered = False  # too many edits to place: fall back to re-reading the whole range
+            if value >= late_floor and (self.latest_edit is None or value > self.latest_edit):
+                self.latest_edit = value
         self.pages.append((served, high_before, first))
 
     def shifted_windows(self) -> List[Window]:
         """The updatedTime ranges where rows may have been skipped, merged; empty when none can have been."""
-        if not self.late:
+        if self.latest_edit is None:
             return []
         if not self.ordered:
             return [(self.lower, self.upper)]
@@ -134,9 +130,8 @@ class PassTracker:
         # A late record shows only its last edit; an earlier edit of the same record may have shifted rows at
         # any boundary since the pass began. So every boundary whose earlier page was served before the latest
         # edit seen is suspect: one narrow window each.
-        latest = max(self.late)
         for k in range(1, len(self.pages)):
-            if self.pages[k - 1][0] <= latest:
+            if self.pages[k - 1][0] <= self.latest_edit:
                 _, high_before, first = self.pages[k]
                 windows.append((high_before, first))
         return _merge(windows)
@@ -205,7 +200,7 @@ class BillStream(HttpStream, ABC):
         return {"page": token}
 
     def parse_response(self, response: requests.Response, **kwargs: Any) -> Iterable[Mapping[str, Any]]:
-        return self._envelope(response)["results"]  # type: ignore[no-any-return]
+        return self._records(response, page_number=0)
 
     def request_kwargs(
         self,
