@@ -16,6 +16,8 @@ them again (a catch-up pass). See docs/integrations/sources/bill.md, "How no rec
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from abc import ABC
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ FUTURE_TOLERANCE = timedelta(days=1)
 class Page:
     records: List[Mapping[str, Any]]
     state: Optional[Dict[str, Any]] = None  # the stream's state once these records are emitted
+    has_more: bool = False  # BILL gave a nextPage after this one
 
 
 # an updatedTime range: from (gte; None = the beginning), to (lte; None = open)
@@ -73,6 +76,9 @@ class PassTracker:
     # per page: (served at, highest updatedTime before it, its first updatedTime or None when empty)
     pages: List[Tuple[datetime, Optional[datetime], Optional[datetime]]] = field(default_factory=list)
     latest_edit: Optional[datetime] = None  # the latest updatedTime at or after the pass began, if any
+    late_floor: Optional[datetime] = None  # when edits start to count (default: when this pass began)
+    stop_before: Optional[datetime] = None  # a slice that continues another query ends here (exclusive)
+    last_served: Optional[datetime] = None
     ordered: bool = True
     _last_raw: Optional[str] = None
     _last_value: Optional[datetime] = None
@@ -83,9 +89,8 @@ class PassTracker:
     def observe(self, served: datetime, records: List[Mapping[str, Any]]) -> None:
         if self.first_served is None:
             self.first_served = served
-        late_floor = self.first_served
-        if self.resumed_started is not None and self.resumed_started < late_floor:
-            late_floor = self.resumed_started
+        self.last_served = served
+        late_floor = self.edit_floor()
         previous = self._last_value
         first: Optional[datetime] = None
         high_before = self.high
@@ -116,9 +121,21 @@ class PassTracker:
                 self.latest_edit = value
         self.pages.append((served, high_before, first))
 
-    def shifted_windows(self) -> List[Window]:
-        """The updatedTime ranges where rows may have been skipped, merged; empty when none can have been."""
-        if self.latest_edit is None:
+    def edit_floor(self) -> datetime:
+        floor = self.late_floor or self.first_served
+        assert floor is not None
+        if self.resumed_started is not None and self.resumed_started < floor:
+            return self.resumed_started
+        return floor
+
+    def shifted_windows(self, latest_edit: Optional[datetime] = None) -> List[Window]:
+        """The updatedTime ranges where rows may have been skipped, merged; empty when none can have been.
+
+        ``latest_edit``: the latest edit seen by any slice of the same read (edited rows show up only in the
+        open-ended slice, but shift rows in every slice).
+        """
+        latest = latest_edit or self.latest_edit
+        if latest is None:
             return []
         if not self.ordered:
             return [(self.lower, self.upper)]
@@ -131,7 +148,7 @@ class PassTracker:
         # any boundary since the pass began. So every boundary whose earlier page was served before the latest
         # edit seen is suspect: one narrow window each.
         for k in range(1, len(self.pages)):
-            if self.pages[k - 1][0] <= self.latest_edit:
+            if self.pages[k - 1][0] <= latest:
                 _, high_before, first = self.pages[k]
                 windows.append((high_before, first))
         return _merge(windows)
@@ -151,6 +168,71 @@ def _merge(windows: List[Window]) -> List[Window]:
                 continue
         merged.append(window)
     return merged
+
+
+SLICE_MIN_PAGES = 10  # a stream is cut into slices only when each would hold about this many pages or more
+
+
+def _before(record: Mapping[str, Any], bound: datetime) -> bool:
+    raw = record.get(CURSOR)
+    return raw is None or parse_instant(raw) < bound
+
+
+def _complete_up_to(trackers: List[PassTracker], done: List[bool]) -> Optional[datetime]:
+    """Everything below this updatedTime has been read: the progress of the first slice not yet finished."""
+    for tracker, finished in zip(trackers, done, strict=False):
+        if not finished:
+            return tracker.high
+    return None  # all finished: the final state follows
+
+
+def _served_last(trackers: List[PassTracker]) -> bool:
+    """Was the open-ended slice's last page served after every other slice's last page?"""
+    tail = trackers[-1].last_served
+    others = [t.last_served for t in trackers[:-1] if t.last_served is not None]
+    return tail is not None and all(other + DATE_RESOLUTION <= tail for other in others)
+
+
+def _side_by_side(generators: List[Iterator[Page]]) -> Iterator[Tuple[int, Optional[Page]]]:
+    """Drive page generators in threads; yields (index, page) as pages come and (index, None) when one ends."""
+    out: queue.Queue[Tuple[int, Optional[Page], Optional[BaseException]]] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def put(item: Tuple[int, Optional[Page], Optional[BaseException]]) -> None:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def drive(index: int, pages: Iterator[Page]) -> None:
+        try:
+            for page in pages:
+                if stop.is_set():
+                    return
+                put((index, page, None))
+            put((index, None, None))
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            put((index, None, exc))
+
+    threads = [
+        threading.Thread(target=drive, args=(i, g), daemon=True, name=f"bill-slice-{i}")
+        for i, g in enumerate(generators)
+    ]
+    for thread in threads:
+        thread.start()
+    remaining = len(threads)
+    try:
+        while remaining:
+            index, page, error = out.get()
+            if error is not None:
+                raise error
+            if page is None:
+                remaining -= 1
+            yield index, page
+    finally:
+        stop.set()
 
 
 class BillStream(HttpStream, ABC):
@@ -271,7 +353,7 @@ class BillStream(HttpStream, ABC):
             logger.warning(f"Skipping stream {self.name}: {exc}")
 
     def _passes(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
-        """The main pass from the lower bound, then catch-up reads of the windows where rows may have shifted."""
+        """The main read from the lower bound, then catch-up reads of the windows where rows may have shifted."""
         lower, resumed = self._start(state, logger) if incremental else (None, None)
         main = PassTracker(
             lower=lower,
@@ -280,12 +362,14 @@ class BillStream(HttpStream, ABC):
             resumed_lower=resumed[1] if resumed else None,
         )
         pass_lower = resumed[1] if resumed else lower
-        for page in self._pass(self._window_params(lower, None), main):
-            if incremental and main.ordered and main.high is not None:
+        trackers: List[PassTracker] = [main]
+        for page, progress in self._main_read(lower, main, trackers, logger):
+            if incremental and progress is not None and all(t.ordered for t in trackers):
                 started = main.resumed_started or main.first_served
-                page.state = {CURSOR: format_instant(main.high), "pass": _pass_info(pass_lower, started)}
+                page.state = {CURSOR: format_instant(progress), "pass": _pass_info(pass_lower, started)}
             yield page
-        windows = main.shifted_windows()
+        latest_edit = max((t.latest_edit for t in trackers if t.latest_edit is not None), default=None)
+        windows = _merge([w for t in trackers for w in t.shifted_windows(latest_edit)])
         rounds = 0
         while windows and rounds < self.max_catch_up_passes:
             rounds += 1
@@ -305,7 +389,7 @@ class BillStream(HttpStream, ABC):
             windows = _merge(found)
         if not incremental:
             return
-        final = main.high
+        final = max((t.high for t in trackers if t.high is not None), default=None)
         if windows:
             final = windows[0][0]
             logger.warning(
@@ -314,20 +398,81 @@ class BillStream(HttpStream, ABC):
             )
         yield Page(records=[], state={CURSOR: format_instant(final)} if final is not None else {})
 
+    def _main_read(
+        self, lower: Optional[datetime], main: PassTracker, trackers: List[PassTracker], logger: logging.Logger
+    ) -> Iterator[Tuple[Page, Optional[datetime]]]:
+        """Pages of the main read with how far it is complete (everything below has been read).
+
+        One query following nextPage; for a large stream, after the first page, the rest of its updatedTime
+        range is cut into slices read side by side (up to max_concurrent_requests). The first slice goes on
+        with the first query and stops at its upper bound; the last one is open-ended, so edits made during
+        the read show up in it.
+        """
+        first_query = self._pass(self._window_params(lower, None), main)
+        first = next(first_query)
+        yield first, main.high
+        bounds = self._slice_bounds(main) if first.has_more else []
+        if not bounds:
+            for page in first_query:
+                yield page, main.high
+            return
+        main.stop_before = main.upper = bounds[0]
+        slices: List[Tuple[PassTracker, Iterator[Page]]] = [(main, first_query)]
+        for i, start in enumerate(bounds):
+            end = bounds[i + 1] if i + 1 < len(bounds) else None
+            tracker = PassTracker(lower=start, upper=end, late_floor=main.edit_floor())
+            trackers.append(tracker)
+            slices.append((tracker, self._pass(self._window_params(start, end, upper_exclusive=True), tracker)))
+        logger.info(f"{self.name}: reading {len(slices)} slices of updatedTime side by side.")
+        done = [False] * len(slices)
+        last_of_tail: List[Mapping[str, Any]] = []
+        for index, item in _side_by_side([pages for _, pages in slices]):
+            if item is None:
+                done[index] = True
+                continue
+            if index == len(slices) - 1 and item.records:
+                last_of_tail = item.records
+            yield item, _complete_up_to(trackers, done)
+        if not _served_last(trackers):
+            # Edits made after the open slice's last page can still have shifted rows in the other slices:
+            # read the open end once more, so such edits show up (without repeating what that page held).
+            tail = trackers[-1]
+            seen = {(r.get("id"), r.get(CURSOR)) for r in last_of_tail}
+            for page in self._pass(self._window_params(tail.high, None), tail):
+                page.records = [r for r in page.records if (r.get("id"), r.get(CURSOR)) not in seen]
+                yield page, None
+
+    def _slice_bounds(self, first: PassTracker) -> List[datetime]:
+        """Where to cut the rest of a large stream, or [] when one query is as good (small stream, one slot)."""
+        slots = self._config.max_concurrent_requests
+        if slots < 2 or not first.pages or first.first_served is None or first.high is None:
+            return []
+        start = first.pages[0][2]
+        if start is None or first.high <= start or first.first_served <= first.high:
+            return []
+        estimated_pages = (first.first_served - start) / (first.high - start)
+        count = min(slots, int(estimated_pages // SLICE_MIN_PAGES))
+        if count < 2:
+            return []
+        step = (first.first_served - first.high) / count
+        return [first.high + step * i for i in range(1, count)]
+
     @staticmethod
-    def _window_params(lower: Optional[datetime], upper: Optional[datetime]) -> Dict[str, Any]:
+    def _window_params(
+        lower: Optional[datetime], upper: Optional[datetime], *, upper_exclusive: bool = False
+    ) -> Dict[str, Any]:
         params: Dict[str, Any] = {"sort": f"{CURSOR}:asc"}
         filters = []
         if lower is not None:
             filters.append(f'{CURSOR}:gte:"{format_instant(lower)}"')
         if upper is not None:
-            filters.append(f'{CURSOR}:lte:"{format_instant(upper)}"')
+            filters.append(f'{CURSOR}:{"lt" if upper_exclusive else "lte"}:"{format_instant(upper)}"')
         if filters:
             params["filters"] = ",".join(filters)
         return params
 
     def _pass(self, params: Mapping[str, Any], tracker: Optional[PassTracker]) -> Iterator[Page]:
-        """One walk through the list with fixed filters, following nextPage to the end."""
+        """One walk through the list with fixed filters, following nextPage to the end (or the tracker's stop)."""
         token: Optional[Mapping[str, Any]] = None
         seen_tokens: set[str] = set()
         page_number = 0
@@ -337,11 +482,15 @@ class BillStream(HttpStream, ABC):
                 "GET", self._join_url(self.url_base, self.path()), {}, params=self.request_params({}, params, token)
             )
             records = self._records(response, page_number)
+            token = self.next_page_token(response)
             if tracker is not None:
+                if tracker.stop_before is not None:
+                    kept = [r for r in records if _before(r, tracker.stop_before)]
+                    if len(kept) < len(records):
+                        records, token = kept, None  # the next slice reads from here on
                 served = parse_http_date(response.headers.get("Date")) or utcnow()
                 tracker.observe(served, records)
-            yield Page(records=records)
-            token = self.next_page_token(response)
+            yield Page(records=records, has_more=token is not None)
             if token is None:
                 return
             if token["page"] in seen_tokens:
