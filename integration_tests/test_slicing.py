@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import read
 
-from integration_tests.bill_emulator import BillEmulator, parse_instant_ms
+from integration_tests.bill_emulator import BillEmulator, format_ms, parse_instant_ms
 from integration_tests.test_robustness import assert_latest, by_stream, catalog, fast_source, state_dict, stream_states
 
 INCREMENTAL = SyncMode.incremental
@@ -86,3 +86,102 @@ def test_given_sliced_read_interrupted_when_resumed_from_a_mid_read_state_then_n
         union = set(emitted_before) | {r["id"] for r in by_stream(resumed)["bills"]}
         assert union == {r["id"] for r in emu.records("bills")}
         assert len(by_stream(resumed)["bills"]) < 4000  # it did not start over
+
+
+def _replay_until(output: Any, stream: str, nth_state: int) -> List[Dict[str, Any]]:
+    """The records a sync had emitted before its nth STATE message (what a destination holds after a kill)."""
+    emitted: List[Dict[str, Any]] = []
+    count = 0
+    for message in output.records_and_state_messages:
+        if message.type.value == "STATE":
+            count += 1
+            if count == nth_state:
+                break
+        elif message.record.stream == stream:
+            emitted.append(message.record.data)
+    return emitted
+
+
+def test_given_sliced_read_interrupted_when_resumed_then_ranges_the_slices_had_read_are_not_read_again() -> None:
+    """Mid-read states name, besides the cursor, the updatedTime ranges the other slices had read in full. A resume
+    re-emits nothing inside them: the only records emitted twice sit exactly at a range's end (gte, for ties)."""
+    with BillEmulator(seed=11, sizes={"bills": 6000}) as emu:
+        full = read(fast_source(), emu.config(), catalog(["bills"], INCREMENTAL))
+        assert not full.errors
+        states = stream_states(full, "bills")
+        mid = [(i, state_dict(s)) for i, s in enumerate(states) if "read" in state_dict(s).get("pass", {})]
+        assert len(mid) > 5, "a sliced read should save the other slices' progress"
+        index, state = mid[len(mid) // 2]
+        cursor = parse_instant_ms(state["updatedTime"])
+        ranges = [(parse_instant_ms(a), parse_instant_ms(b)) for a, b in state["pass"]["read"]]
+        emitted_before = _replay_until(full, "bills", index + 1)
+        in_ranges = [r for r in emitted_before if any(a <= parse_instant_ms(r["updatedTime"]) < b for a, b in ranges)]
+        assert len(in_ranges) > 500  # the state is mid-read, with much already read above its cursor
+
+        before = emu.stats.total_requests
+        resumed = read(fast_source(), emu.config(), catalog(["bills"], INCREMENTAL), [states[index]])
+        assert not resumed.errors
+        got = by_stream(resumed)["bills"]
+        assert {r["id"] for r in emitted_before} | {r["id"] for r in got} == {r["id"] for r in emu.records("bills")}
+        again = {r["id"] for r in emitted_before} & {r["id"] for r in got}
+        ends = {cursor, *(b for _, b in ranges)}
+        assert all(parse_instant_ms(r["updatedTime"]) in ends for r in got if r["id"] in again)
+        assert not any(a <= parse_instant_ms(r["updatedTime"]) < b for r in got for a, b in ranges)
+        remaining = 6000 - len(emitted_before)
+        assert emu.stats.total_requests - before <= remaining / 100 + 3 + 2  # pages of what was left, per range
+        assert resumed.is_in_logs("were read in full")
+
+
+def _layout_for_a_short_open_slice(emu: BillEmulator) -> List[str]:
+    """4,000 vendors laid out so the slicer cuts [1,500 rows | 2,000 rows | 500 rows]: the open-ended slice finishes
+    early, while the two others still have many pages to go. Returns the ids in updatedTime order."""
+    day, minute = 86_400_000, 60_000
+    t0 = parse_instant_ms(emu.now_iso()) - 9 * day
+    ids = [r["id"] for r in emu.records("vendors")]
+    for i, rid in enumerate(ids):
+        if i < 1500:
+            at = t0 + 2 * i * minute
+        elif i < 3500:
+            at = t0 + int(3.2 * day) + int(1.5 * (i - 1500) * minute)
+        else:
+            at = t0 + int(6.5 * day) + 2 * (i - 3500) * minute
+        emu.set_updated_time("vendors", rid, format_ms(at))
+    return ids
+
+
+def test_given_rows_shifted_in_ranges_a_mid_read_state_keeps_when_resumed_then_latest_versions_arrive() -> None:
+    """Rows already read in the first two slices are edited while the slices run: rows behind them shift, and the
+    next page of those slices skips some. The short open slice shows the edited rows and finishes, and the states
+    that follow keep the second slice's range as read (with pass.edit). The resume skips that range but, an edit
+    having been seen, re-reads everything the interrupted pass covered. Breaks if a resume trusts finished ranges
+    despite the edit: the skipped rows of the second slice would never arrive."""
+    with BillEmulator(seed=8, sizes={"vendors": 4000}) as emu:
+        emu.settings.latency_s = 0.005
+        ids = _layout_for_a_short_open_slice(emu)
+        targets = [ids[i] for i in (5, 50, 1505, 1550)]  # on the first pages of the first and second slices
+        edited: Dict[str, int] = {}
+
+        def hook(emu_: BillEmulator, name: str, index: int) -> None:
+            if name == "vendors" and index == 6 and not edited:
+                for rid in targets:
+                    emu_.update_record("vendors", rid, {"name": "edited while sliced"})
+                    edited[rid] = 1
+
+        emu.before_list(hook)
+        first = read(fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL))
+        emu.remove_before_list()
+        assert not first.errors and edited
+        assert first.is_in_logs("reading 3 slices of updatedTime side by side")
+        states = stream_states(first, "vendors")
+        candidates = [i for i, s in enumerate(states) if {"edit", "read"} <= set(state_dict(s).get("pass", {}))]
+        assert candidates, "after the open slice finished with the edited rows, states keep its range and the edit"
+        index = candidates[0]  # the lowest cursor: the second slice's shifted rows lie in a range it keeps as read
+        emitted_before = _replay_until(first, "vendors", index + 1)
+        resumed = read(fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL), [states[index]])
+        assert not resumed.errors
+        assert resumed.is_in_logs("were read in full")
+        assert resumed.is_in_logs("catch-up pass")
+        after = read(
+            fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL), [stream_states(resumed, "vendors")[-1]]
+        )
+        assert_latest(emu, "vendors", [emitted_before, by_stream(resumed)["vendors"], by_stream(after)["vendors"]])

@@ -49,6 +49,8 @@ class Page:
     records: List[Mapping[str, Any]]
     state: Optional[Dict[str, Any]] = None  # the stream's state once these records are emitted
     has_more: bool = False  # BILL gave a nextPage after this one
+    high: Optional[datetime] = None  # the reading pass's highest updatedTime once these records are read
+    edit: Optional[datetime] = None  # the latest edit that pass had seen by then
 
 
 # an updatedTime range: from (gte; None = the beginning), to (lte; None = open)
@@ -71,6 +73,7 @@ class PassTracker:
     resumed_started: Optional[datetime] = None  # when the interrupted pass this one resumes began
     resumed_lower: Optional[datetime] = None  # that pass's lower bound
     resumed: bool = False
+    resumed_read: List[Window] = field(default_factory=list)  # ranges that pass had finished above its cursor
     first_served: Optional[datetime] = None
     high: Optional[datetime] = None  # highest updatedTime read so far
     # per page: (served at, highest updatedTime before it, its first updatedTime or None when empty)
@@ -142,8 +145,10 @@ class PassTracker:
         windows: List[Window] = []
         if self.resumed:
             # Any of these records may also have been edited while the interrupted pass ran, whose page timings
-            # are gone: re-read what that pass covered, from its lower bound up to the cursor it saved.
+            # are gone: re-read what that pass covered, from its lower bound up to the cursor it saved, and the
+            # ranges above it that its slices had finished.
             windows.append((self.resumed_lower, self.lower))
+            windows.extend(self.resumed_read)
         # A late record shows only its last edit; an earlier edit of the same record may have shifted rows at
         # any boundary since the pass began. So every boundary whose earlier page was served before the latest
         # edit seen is suspect: one narrow window each.
@@ -170,6 +175,17 @@ def _merge(windows: List[Window]) -> List[Window]:
     return merged
 
 
+@dataclass
+class Resumed:
+    """What a mid-pass state says of the interrupted pass: when it began, its lower bound, the ranges above the
+    saved cursor it had read in full, and the latest edit it had seen."""
+
+    started: datetime
+    lower: Optional[datetime]
+    read: List[Window]
+    edit: Optional[datetime]
+
+
 SLICE_MIN_PAGES = 10  # a stream is cut into slices only when each would hold about this many pages or more
 
 
@@ -178,12 +194,45 @@ def _before(record: Mapping[str, Any], bound: datetime) -> bool:
     return raw is None or parse_instant(raw) < bound
 
 
-def _complete_up_to(trackers: List[PassTracker], done: List[bool]) -> Optional[datetime]:
-    """Everything below this updatedTime has been read: the progress of the first slice not yet finished."""
-    for tracker, finished in zip(trackers, done, strict=False):
-        if not finished:
-            return tracker.high
-    return None  # all finished: the final state follows
+@dataclass
+class Span:
+    """One slice of the main read, as far as its records have been emitted (not merely fetched)."""
+
+    lower: Optional[datetime]  # gte; None = the beginning
+    upper: Optional[datetime]  # lt; None = open-ended
+    emitted: Optional[datetime] = None  # the highest updatedTime of the records emitted so far
+    finished: bool = False
+
+    def covered(self) -> Optional[Window]:
+        """The range whose records have all been emitted (the upper end excluded: ties may follow)."""
+        if self.finished and self.upper is not None:
+            return (self.lower, self.upper)
+        if self.emitted is not None and (self.lower is None or self.emitted > self.lower):
+            return (self.lower, self.emitted)
+        return None
+
+
+def _covered(spans: List[Span], carried: List[Window]) -> List[Window]:
+    """Every range read so far: the slices' emitted progress and what an interrupted pass had finished, merged."""
+    return _merge([*carried, *(window for span in spans if (window := span.covered()) is not None)])
+
+
+def _cursor_and_rest(lower: Optional[datetime], covered: List[Window]) -> Tuple[Optional[datetime], List[Window]]:
+    """The state's cursor (everything below it was read) and the ranges above it that were read too."""
+    if covered and (covered[0][0] is None or (lower is not None and covered[0][0] <= lower)):
+        return covered[0][1], covered[1:]
+    return lower, covered
+
+
+def _gaps(lower: Optional[datetime], read: List[Window]) -> List[Window]:
+    """What is left to read above ``lower`` when the (merged, sorted) ranges ``read`` are done; the last is open."""
+    gaps: List[Window] = []
+    start = lower
+    for low, high in read:
+        gaps.append((start, low))
+        start = high
+    gaps.append((start, None))
+    return gaps
 
 
 def _served_last(trackers: List[PassTracker]) -> bool:
@@ -358,15 +407,21 @@ class BillStream(HttpStream, ABC):
         main = PassTracker(
             lower=lower,
             resumed=resumed is not None,
-            resumed_started=resumed[0] if resumed else None,
-            resumed_lower=resumed[1] if resumed else None,
+            resumed_started=resumed.started if resumed else None,
+            resumed_lower=resumed.lower if resumed else None,
+            resumed_read=resumed.read if resumed else [],
         )
-        pass_lower = resumed[1] if resumed else lower
+        main.latest_edit = edit = resumed.edit if resumed else None
+        pass_lower = resumed.lower if resumed else lower
         trackers: List[PassTracker] = [main]
-        for page, progress in self._main_read(lower, main, trackers, logger):
-            if incremental and progress is not None and all(t.ordered for t in trackers):
-                started = main.resumed_started or main.first_served
-                page.state = {CURSOR: format_instant(progress), "pass": _pass_info(pass_lower, started)}
+        for page, covered in self._main_read(lower, main, trackers, logger):
+            if page.edit is not None and (edit is None or page.edit > edit):
+                edit = page.edit
+            if incremental and all(t.ordered for t in trackers):
+                cursor, above = _cursor_and_rest(lower, covered)
+                if cursor is not None:
+                    started = main.resumed_started or main.first_served
+                    page.state = {CURSOR: format_instant(cursor), "pass": _pass_info(pass_lower, started, above, edit)}
             yield page
         latest_edit = max((t.latest_edit for t in trackers if t.latest_edit is not None), default=None)
         windows = _merge([w for t in trackers for w in t.shifted_windows(latest_edit)])
@@ -400,47 +455,80 @@ class BillStream(HttpStream, ABC):
 
     def _main_read(
         self, lower: Optional[datetime], main: PassTracker, trackers: List[PassTracker], logger: logging.Logger
-    ) -> Iterator[Tuple[Page, Optional[datetime]]]:
-        """Pages of the main read with how far it is complete (everything below has been read).
+    ) -> Iterator[Tuple[Page, List[Window]]]:
+        """Pages of the main read, each with the updatedTime ranges whose records have all been emitted by then.
 
         One query following nextPage; for a large stream, after the first page, the rest of its updatedTime
         range is cut into slices read side by side (up to max_concurrent_requests). The first slice goes on
         with the first query and stops at its upper bound; the last one is open-ended, so edits made during
-        the read show up in it.
+        the read show up in it. A pass that resumes an interrupted sliced pass reads only the ranges that
+        pass had not finished, side by side.
         """
+        carried = main.resumed_read
+        if carried:
+            gaps = _gaps(lower, carried)
+            main.upper = gaps[0][1]
+            logger.info(
+                f"{self.name}: resuming an interrupted sync; {len(carried)} updatedTime range(s) above "
+                f"{_describe(lower)} were read in full before, reading the {len(gaps)} range(s) around them."
+            )
+            slices = [(main, self._pass(self._window_params(*gaps[0], upper_exclusive=True), main))]
+            for start, end in gaps[1:]:
+                tracker = PassTracker(lower=start, upper=end, late_floor=main.resumed_started)
+                trackers.append(tracker)
+                slices.append((tracker, self._pass(self._window_params(start, end, upper_exclusive=True), tracker)))
+            yield from self._read_slices(slices, [Span(*gap) for gap in gaps], carried, trackers)
+            return
         first_query = self._pass(self._window_params(lower, None), main)
+        span = Span(lower, None)
         first = next(first_query)
-        yield first, main.high
+        span.emitted = first.high
+        yield first, _covered([span], [])
         bounds = self._slice_bounds(main) if first.has_more else []
         if not bounds:
             for page in first_query:
-                yield page, main.high
+                span.emitted = page.high
+                yield page, _covered([span], [])
             return
-        main.stop_before = main.upper = bounds[0]
-        slices: List[Tuple[PassTracker, Iterator[Page]]] = [(main, first_query)]
+        main.stop_before = main.upper = span.upper = bounds[0]
+        slices = [(main, first_query)]
+        spans = [span]
         for i, start in enumerate(bounds):
             end = bounds[i + 1] if i + 1 < len(bounds) else None
             tracker = PassTracker(lower=start, upper=end, late_floor=main.edit_floor())
             trackers.append(tracker)
             slices.append((tracker, self._pass(self._window_params(start, end, upper_exclusive=True), tracker)))
+            spans.append(Span(start, end))
         logger.info(f"{self.name}: reading {len(slices)} slices of updatedTime side by side.")
-        done = [False] * len(slices)
+        yield from self._read_slices(slices, spans, [], trackers)
+
+    def _read_slices(
+        self,
+        slices: List[Tuple[PassTracker, Iterator[Page]]],
+        spans: List[Span],
+        carried: List[Window],
+        trackers: List[PassTracker],
+    ) -> Iterator[Tuple[Page, List[Window]]]:
+        """Slices side by side (the last one open-ended), then the open end once more if it did not finish last."""
         last_of_tail: List[Mapping[str, Any]] = []
+        tail_index = len(slices) - 1
         for index, item in _side_by_side([pages for _, pages in slices]):
             if item is None:
-                done[index] = True
+                spans[index].finished = True
                 continue
-            if index == len(slices) - 1 and item.records:
+            spans[index].emitted = item.high
+            if index == tail_index and item.records:
                 last_of_tail = item.records
-            yield item, _complete_up_to(trackers, done)
+            yield item, _covered(spans, carried)
         if not _served_last(trackers):
             # Edits made after the open slice's last page can still have shifted rows in the other slices:
             # read the open end once more, so such edits show up (without repeating what that page held).
-            tail = trackers[-1]
+            tail = slices[-1][0]
             seen = {(r.get("id"), r.get(CURSOR)) for r in last_of_tail}
             for page in self._pass(self._window_params(tail.high, None), tail):
                 page.records = [r for r in page.records if (r.get("id"), r.get(CURSOR)) not in seen]
-                yield page, None
+                spans[-1].emitted = page.high
+                yield page, _covered(spans, carried)
 
     def _slice_bounds(self, first: PassTracker) -> List[datetime]:
         """Where to cut the rest of a large stream, or [] when one query is as good (small stream, one slot)."""
@@ -490,7 +578,10 @@ class BillStream(HttpStream, ABC):
                         records, token = kept, None  # the next slice reads from here on
                 served = parse_http_date(response.headers.get("Date")) or utcnow()
                 tracker.observe(served, records)
-            yield Page(records=records, has_more=token is not None)
+            if tracker is None:
+                yield Page(records=records, has_more=token is not None)
+            else:
+                yield Page(records, has_more=token is not None, high=tracker.high, edit=tracker.latest_edit)
             if token is None:
                 return
             if token["page"] in seen_tokens:
@@ -529,10 +620,8 @@ class BillStream(HttpStream, ABC):
             f"{what} (GET {url}). Nothing was skipped; the sync stops here and resumes from the last state.",
         )
 
-    def _start(
-        self, state: Mapping[str, Any], logger: logging.Logger
-    ) -> Tuple[Optional[datetime], Optional[Tuple[Optional[datetime], Optional[datetime]]]]:
-        """Lower bound of the first pass, and (started, lower) of an interrupted pass it resumes."""
+    def _start(self, state: Mapping[str, Any], logger: logging.Logger) -> Tuple[Optional[datetime], Optional[Resumed]]:
+        """Lower bound of the first pass, and what the interrupted pass it resumes had done (if it was one)."""
         start_date = self._config.start_date
         raw = state.get(CURSOR) if isinstance(state, Mapping) else None
         if not raw:
@@ -544,13 +633,25 @@ class BillStream(HttpStream, ABC):
                 f"{_describe(start_date)} so nothing is missed."
             )
             return start_date, None
-        resumed = None
         info = state.get("pass")
-        if isinstance(info, Mapping) and info.get("started"):
-            started = self._state_instant(info["started"], "pass.started")
-            pass_lower = self._state_instant(info["lower"], "pass.lower") if info.get("lower") else None
-            resumed = (started, pass_lower)
-        return cursor, resumed
+        if not isinstance(info, Mapping) or not info.get("started"):
+            return cursor, None
+        started = self._state_instant(info["started"], "pass.started")
+        pass_lower = self._state_instant(info["lower"], "pass.lower") if info.get("lower") else None
+        edit = self._state_instant(info["edit"], "pass.edit") if info.get("edit") else None
+        raw_read = info.get("read") or []
+        if not isinstance(raw_read, list) or not all(isinstance(w, list) and len(w) == 2 for w in raw_read):
+            raise config_error(
+                f"The saved state of stream {self.name} has pass.read={str(raw_read)[:200]}, which is not a list of "
+                "[from, to] date-time pairs. Reset the stream's state (or pass a state from a previous sync of "
+                "this connector)."
+            )
+        read: List[Window] = []
+        for low, high in raw_read:
+            window = (self._state_instant(low, "pass.read"), self._state_instant(high, "pass.read"))
+            if cursor < window[0] < window[1]:  # anything else is not above the cursor: read it again
+                read.append(window)
+        return cursor, Resumed(started, pass_lower, _merge(read), edit)
 
     def _state_instant(self, raw: Any, key: str) -> datetime:
         try:
@@ -562,10 +663,18 @@ class BillStream(HttpStream, ABC):
             ) from None
 
 
-def _pass_info(lower: Optional[datetime], started: Optional[datetime]) -> Dict[str, str]:
-    info = {"started": format_instant(started)} if started else {}
+def _pass_info(
+    lower: Optional[datetime], started: Optional[datetime], read: List[Window], edit: Optional[datetime]
+) -> Dict[str, Any]:
+    """The ``pass`` key of a mid-pass state: when the pass began and from where, the ranges above the cursor it
+    has read in full (slices that finished), and the latest edit it saw (a resumed pass must then re-check)."""
+    info: Dict[str, Any] = {"started": format_instant(started)} if started else {}
     if lower is not None:
         info["lower"] = format_instant(lower)
+    if read:
+        info["read"] = [[format_instant(low), format_instant(high)] for low, high in read if low and high]
+    if edit is not None:
+        info["edit"] = format_instant(edit)
     return info
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List
 
 import pytest
@@ -193,6 +194,137 @@ def test_given_corrupt_cursor_in_state_when_read_then_config_error(http_mocker: 
     error = output.errors[0].trace.error
     assert error.failure_type.value == "config_error"
     assert "not a date-time" in error.message and "vendors" in error.message
+
+
+@pytest.mark.parametrize(
+    "read_ranges",
+    ["2024-03-01T00:00:00.000Z", [["2024-03-01T00:00:00.000Z"]], [["2024-03-01T00:00:00.000Z", "soon"]], [7]],
+)
+def test_given_corrupt_finished_ranges_in_state_when_read_then_config_error(
+    http_mocker: HttpMocker, read_ranges: Any
+) -> None:
+    state = (
+        StateBuilder()
+        .with_stream_state(
+            "vendors",
+            {
+                "updatedTime": "2024-02-01T00:00:00.000Z",
+                "pass": {"started": "2024-05-01T00:00:00.000Z", "read": read_ranges},
+            },
+        )
+        .build()
+    )
+    http_mocker.post(login_request(), login_response())
+    output = read(source(), config(), catalog("vendors", mode=INCREMENTAL), state)
+    http_mocker.clear_all_matchers()
+
+    assert output.errors
+    error = output.errors[0].trace.error
+    assert error.failure_type.value == "config_error"
+    assert "pass.read" in error.message and "vendors" in error.message
+
+
+def test_given_mid_pass_state_with_finished_ranges_when_resumed_then_only_the_ranges_around_them_are_read(
+    http_mocker: HttpMocker,
+) -> None:
+    """The interrupted pass had read everything below 02-01 and, in other slices, 03-01..04-01 and 05-01..05-10.
+    No edit was seen then or now: the resumed pass reads the three gaps and nothing else (HttpMocker fails on any
+    other request), and its state keeps what is finished."""
+    state = (
+        StateBuilder()
+        .with_stream_state(
+            "vendors",
+            {
+                "updatedTime": "2024-02-01T00:00:00.000Z",
+                "pass": {
+                    "started": "2024-06-01T00:00:00.000Z",
+                    "lower": "2024-01-01T00:00:00.000Z",
+                    "read": [
+                        ["2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"],
+                        ["2024-05-01T00:00:00.000Z", "2024-05-10T00:00:00.000Z"],
+                    ],
+                },
+            },
+        )
+        .build()
+    )
+    http_mocker.post(login_request(), login_response())
+    # BILL's clock: nothing after the pass began, so no edit; the open-ended range is served last (no tail read)
+    served = "Sat, 01 Jun 2024 00:00:00 GMT"
+    http_mocker.get(
+        list_request("vendors", filters=gte("2024-02-01T00:00:00.000Z") + ',updatedTime:lt:"2024-03-01T00:00:00.000Z"'),
+        page_response([record(1, "2024-02-15T00:00:00.000+00:00")], date=served),
+    )
+    http_mocker.get(
+        list_request("vendors", filters=gte("2024-04-01T00:00:00.000Z") + ',updatedTime:lt:"2024-05-01T00:00:00.000Z"'),
+        page_response([record(2, "2024-04-15T00:00:00.000+00:00")], date=served),
+    )
+    http_mocker.get(
+        list_request("vendors", filters=gte("2024-05-10T00:00:00.000Z")),
+        page_response([record(3, "2024-05-20T00:00:00.000+00:00")], date="Sat, 01 Jun 2024 00:00:01 GMT"),
+    )
+
+    output = read(source(), config(), catalog("vendors", mode=INCREMENTAL), state)
+
+    assert not output.errors
+    assert sorted(r.record.data["id"] for r in output.records) == [record(n)["id"] for n in (1, 2, 3)]
+    assert output.is_in_logs(re.escape("2 updatedTime range(s) above 2024-02-01T00:00:00.000Z were read in full"))
+    assert not output.is_in_logs("catch-up")
+    assert states(output)[-1] == {"updatedTime": "2024-05-20T00:00:00.000Z"}
+    mid = [s for s in states(output) if "pass" in s]
+    assert mid
+    for state_ in mid:  # no mid-pass state forgets a finished range: it is above the cursor or merged into it
+        ranges = state_["pass"].get("read", [])
+        assert state_["updatedTime"] >= "2024-05-10T00:00:00.000Z" or any(
+            low <= "2024-05-01T00:00:00.000Z" and high >= "2024-05-10T00:00:00.000Z" for low, high in ranges
+        ), state_
+
+
+def test_given_mid_pass_state_with_finished_ranges_and_an_edit_seen_when_resumed_then_finished_ranges_reread(
+    http_mocker: HttpMocker,
+) -> None:
+    """The interrupted pass saw an edit (pass.edit): rows may have been skipped at page boundaries inside the ranges
+    it had finished, whose page timings are gone. The resumed pass reads the gaps, then re-reads everything that
+    pass covered: its lower bound to the cursor, and each finished range."""
+    state = (
+        StateBuilder()
+        .with_stream_state(
+            "vendors",
+            {
+                "updatedTime": "2024-02-01T00:00:00.000Z",
+                "pass": {
+                    "started": "2024-06-01T00:00:00.000Z",
+                    "lower": "2024-01-01T00:00:00.000Z",
+                    "read": [["2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"]],
+                    "edit": "2024-06-01T00:05:00.000Z",
+                },
+            },
+        )
+        .build()
+    )
+    http_mocker.post(login_request(), login_response())
+    served = "Sat, 01 Jun 2024 00:10:00 GMT"
+    lt = ',updatedTime:lt:"2024-03-01T00:00:00.000Z"'
+    http_mocker.get(
+        list_request("vendors", filters=gte("2024-02-01T00:00:00.000Z") + lt),
+        page_response([record(1, "2024-02-15T00:00:00.000+00:00")], date=served),
+    )
+    http_mocker.get(
+        list_request("vendors", filters=gte("2024-04-01T00:00:00.000Z")),  # served last: no tail read
+        page_response([record(2, "2024-06-01T00:05:00.000+00:00")], date="Sat, 01 Jun 2024 00:10:01 GMT"),
+    )
+    for low, high, n in (("2024-01-01", "2024-02-01", 3), ("2024-03-01", "2024-04-01", 4)):
+        http_mocker.get(
+            list_request("vendors", filters=gte(f"{low}T00:00:00.000Z") + f',updatedTime:lte:"{high}T00:00:00.000Z"'),
+            page_response([record(n, f"{low}T12:00:00.000+00:00")], date=served),
+        )
+
+    output = read(source(), config(), catalog("vendors", mode=INCREMENTAL), state)
+
+    assert not output.errors
+    assert sorted(r.record.data["id"] for r in output.records) == [record(n)["id"] for n in (1, 2, 3, 4)]
+    assert output.is_in_logs("catch-up pass 1")
+    assert states(output)[-1] == {"updatedTime": "2024-06-01T00:05:00.000Z"}
 
 
 def test_given_cursor_in_the_future_when_read_then_warns_and_reads_from_start_date(http_mocker: HttpMocker) -> None:
