@@ -107,3 +107,14 @@ def test_given_the_readme_when_reading_its_first_code_block_then_it_opens_with_t
 def test_given_ci_when_reading_its_entry_then_it_runs_the_readme_test_command() -> None:
     commands = [line.strip() for line in CI.read_text(encoding="utf-8").splitlines()]
     assert any(re.fullmatch(r"(exec )?bash scripts/test\.sh( .*)?", line) for line in commands)
+
+
+@pytest.mark.parametrize("page", [README, DOCS_PAGE], ids=lambda p: p.name)
+def test_given_a_changelog_when_reading_its_newest_row_then_it_is_the_package_version(page: Path) -> None:
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    rows = re.findall(r"^\| (\d+\.\d+\.\d+) \|", _section(page.read_text(), "Changelog"), flags=re.MULTILINE)
+    assert rows, f"{page.name}: no changelog rows"
+    assert rows[0] == version, f"{page.name}: newest changelog row is {rows[0]}, the package is {version}"
+    assert rows == sorted(rows, key=lambda v: tuple(map(int, v.split("."))), reverse=True)
