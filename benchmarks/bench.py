@@ -3,6 +3,7 @@
     python benchmarks/bench.py            # full run (a few minutes)
     python benchmarks/bench.py --quick    # small sizes, CI smoke run (< 60 s); figures not meaningful
     python benchmarks/bench.py --json out.json --strict
+    python benchmarks/bench.py --cdk-concurrent   # also measure benchmarks/cdk_concurrent_variant.py (issue 6)
 
 The emulator runs in this process; the connector (`source-bill read`) and the baseline
 (benchmarks/plain_reader.py) run as child processes whose stdout is drained through a pipe that counts
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -37,6 +39,9 @@ PAGE = 100
 LATENCY_S = 0.1
 LIMIT = 3  # BILL: concurrent requests per organization; the emulator rejects a 4th with BDC_1322
 PLAIN = str(ROOT / "benchmarks" / "plain_reader.py")
+VARIANT = str(ROOT / "benchmarks" / "cdk_concurrent_variant.py")
+VARIANT_TAG = "CDK-concurrent variant"  # figures of the variant are labelled with this
+CDK_PARTITIONS = 12  # default: the variant's updatedTime partitions for the 1-stream read (4 per request slot)
 LAUNCH = str(ROOT / "benchmarks" / "rusage_launch.py")
 RECORD_MARKS = (b'"type":"RECORD"', b'"type": "RECORD"')  # orjson (CDK) and json.dumps' default separators
 ERROR_MARK = b'"failure_type"'
@@ -49,6 +54,8 @@ FULL = {
     "wall_single_size": 6_000,
     "rss_sizes": (30_000, 300_000),
     "rss_runs": 3,
+    "mutation_size": 6_000,
+    "mutation_edits": 120,
 }
 QUICK = {
     "cpu_records": 5_000,
@@ -58,6 +65,8 @@ QUICK = {
     "wall_single_size": 1_200,
     "rss_sizes": (3_000, 30_000),
     "rss_runs": 1,
+    "mutation_size": 1_200,
+    "mutation_edits": 24,
 }
 WALL_STREAMS = ["vendors", "customers", "bills", "invoices", "payments", "receivable_payments"]
 SINGLE_STREAM = "credit_memos"
@@ -89,8 +98,12 @@ class Run:
         return float(last - first) if first is not None and last is not None else float("nan")
 
 
-def _drain(pipe: Any, result: Dict[str, int]) -> None:
-    """Count RECORD lines (and error traces) in the child's stdout without keeping it."""
+def _drain(pipe: Any, result: Dict[str, int], ids: Optional[set[Any]] = None) -> None:
+    """Count RECORD lines (and error traces) in the child's stdout without keeping it.
+
+    With ``ids``, also parse every RECORD line and add its record's ``id`` to the set (to tell "each record
+    exactly once" from "the right count"); used for a few small runs only.
+    """
     records = errors = 0
     tail = b""
     while True:
@@ -101,13 +114,23 @@ def _drain(pipe: Any, result: Dict[str, int]) -> None:
         cut = data.rfind(b"\n") + 1  # count whole lines only: a mark never straddles two reads
         records += sum(data.count(mark, 0, cut) for mark in RECORD_MARKS)
         errors += data.count(ERROR_MARK, 0, cut)
+        if ids is not None:
+            _collect_ids(data[:cut], ids)
         tail = data[cut:]
     records += sum(tail.count(mark) for mark in RECORD_MARKS)
     errors += tail.count(ERROR_MARK)
+    if ids is not None:
+        _collect_ids(tail, ids)
     result["records"], result["errors"] = records, errors
 
 
-def run_child(label: str, cmd: Sequence[str], emu: BillEmulator, workdir: Path) -> Run:
+def _collect_ids(data: bytes, ids: set[Any]) -> None:
+    for line in data.splitlines():
+        if any(mark in line for mark in RECORD_MARKS):
+            ids.add(json.loads(line)["record"]["data"].get("id"))
+
+
+def run_child(label: str, cmd: Sequence[str], emu: BillEmulator, workdir: Path, ids: Optional[set[Any]] = None) -> Run:
     """Run ``cmd`` under benchmarks/rusage_launch.py (see there why) and collect its own rusage."""
     emu.reset_stats()
     stem = label.replace(" ", "_").replace("/", "_")
@@ -119,7 +142,7 @@ def run_child(label: str, cmd: Sequence[str], emu: BillEmulator, workdir: Path) 
             [sys.executable, LAUNCH, str(usage_path), *cmd], stdout=subprocess.PIPE, stderr=err, cwd=str(ROOT)
         )
         counted: Dict[str, int] = {}
-        reader = threading.Thread(target=_drain, args=(proc.stdout, counted), daemon=True)
+        reader = threading.Thread(target=_drain, args=(proc.stdout, counted, ids), daemon=True)
         reader.start()
         proc.wait()
         elapsed = time.perf_counter() - started
@@ -150,8 +173,11 @@ def run_child(label: str, cmd: Sequence[str], emu: BillEmulator, workdir: Path) 
 
 
 class Bench:
-    def __init__(self, quick: bool, workdir: Path) -> None:
+    def __init__(self, quick: bool, workdir: Path, cdk: bool = False, cdk_partitions: int = CDK_PARTITIONS) -> None:
         self.quick = quick
+        self.cdk = cdk  # also measure benchmarks/cdk_concurrent_variant.py
+        self.cdk_partitions = cdk_partitions
+        self.variant_runs: List[Run] = []
         self.sizes = QUICK if quick else FULL
         self.workdir = workdir
         self.rows: List[List[str]] = []
@@ -166,9 +192,10 @@ class Bench:
         path.write_text(json.dumps(obj))
         return str(path)
 
-    def catalog(self, streams: Sequence[str]) -> str:
+    def catalog(self, streams: Sequence[str], incremental: bool = False) -> str:
+        """A configured catalog: full refresh (overwrite), or with ``incremental`` incremental (append)."""
         return self.write_json(
-            "catalog_" + "_".join(streams)[:80] + ".json",
+            "catalog_" + ("incremental_" if incremental else "") + "_".join(streams)[:80] + ".json",
             {
                 "streams": [
                     {
@@ -177,8 +204,8 @@ class Bench:
                             "json_schema": {},
                             "supported_sync_modes": ["full_refresh", "incremental"],
                         },
-                        "sync_mode": "full_refresh",
-                        "destination_sync_mode": "overwrite",
+                        "sync_mode": "incremental" if incremental else "full_refresh",
+                        "destination_sync_mode": "append" if incremental else "overwrite",
                     }
                     for s in streams
                 ]
@@ -193,6 +220,41 @@ class Bench:
         self._check(run, expect)
         return run
 
+    def connector_incremental(
+        self,
+        label: str,
+        emu: BillEmulator,
+        streams: Sequence[str],
+        expect: Optional[int],
+        ids: Optional[set[Any]] = None,
+    ) -> Run:
+        """The connector, incremental with no state (``expect`` None: the count is not known in advance)."""
+        cfg = self.write_json("config.json", emu.config())
+        cmd = [*source_bill_cmd(), "read", "--config", cfg, "--catalog", self.catalog(streams, incremental=True)]
+        run = run_child(label, cmd, emu, self.workdir, ids)
+        self.connector_runs.append(run)
+        self._check(run, expect)
+        return run
+
+    def variant(
+        self,
+        label: str,
+        emu: BillEmulator,
+        streams: Sequence[str],
+        expect: Optional[int],
+        *,
+        incremental: bool = False,
+        config: Optional[Dict[str, Any]] = None,
+        ids: Optional[set[Any]] = None,
+    ) -> Run:
+        """benchmarks/cdk_concurrent_variant.py read (the CDK concurrent framework over source_bill's parts)."""
+        cfg = self.write_json("config_variant.json", {**emu.config(), **(config or {})})
+        cmd = [sys.executable, VARIANT, "read", "--config", cfg, "--catalog", self.catalog(streams, incremental)]
+        run = run_child(label, cmd, emu, self.workdir, ids)
+        self.variant_runs.append(run)
+        self._check(run, expect)
+        return run
+
     def plain(self, label: str, emu: BillEmulator, streams: Sequence[str], expect: int, *extra: str) -> Run:
         cfg = self.write_json("config.json", emu.config())
         cmd = [sys.executable, PLAIN, "--config", cfg, "--streams", ",".join(streams), *extra]
@@ -200,7 +262,7 @@ class Bench:
         self._check(run, expect)
         return run
 
-    def _check(self, run: Run, expect: int) -> None:
+    def _check(self, run: Run, expect: Optional[int]) -> None:
         self.results["runs"].append(
             {
                 "label": run.label,
@@ -216,7 +278,7 @@ class Bench:
                 "rejected_1322": run.stats.get("rejected_1322"),
             }
         )
-        if run.rc != 0 or run.records != expect or run.errors:
+        if run.rc != 0 or (expect is not None and run.records != expect) or run.errors:
             self.problems.append(
                 f"{run.label}: exit {run.rc}, {run.records} records (expected {expect}), {run.errors} error traces; "
                 f"stderr tail: {run.stderr_tail[-500:]!r}"
@@ -242,14 +304,21 @@ class Bench:
     def cpu(self) -> None:
         n = self.sizes["cpu_records"]
         emu, built = self.emulator({"vendors": n})
+        if self.cdk:
+            # 12 reads of n records in one emulator: at full size (2,001 requests each) that passes BILL's hourly
+            # 20,000 per devKey, and the 11th run would wait (BDC_1144) for the hour to turn. Pacing is not measured.
+            emu.settings.hourly_limit = None
         try:
             conn: List[Run] = []
             plain: List[Run] = []
             fast: List[Run] = []  # the same loop with orjson: a stricter yardstick, for information
+            variant: List[Run] = []  # --cdk-concurrent only
             for i in range(self.sizes["cpu_runs"]):
                 conn.append(self.connector(f"cpu connector {i + 1}", emu, ["vendors"], n))
                 plain.append(self.plain(f"cpu plain {i + 1}", emu, ["vendors"], n))
                 fast.append(self.plain(f"cpu plain orjson {i + 1}", emu, ["vendors"], n, "--parser", "orjson"))
+                if self.cdk:
+                    variant.append(self.variant(f"cpu cdk variant {i + 1}", emu, ["vendors"], n))
         finally:
             emu.stop()
         c = statistics.median(r.cpu_s for r in conn)
@@ -272,6 +341,26 @@ class Bench:
         self.row("1", "CPU s, same loop parsing/writing with orjson", f, "-", None, f"{f:.2f}")
         self.row("1", "CPU ratio connector/plain-with-orjson", c / f, "-", None, f"{c / f:.2f}")
         self.results["emulator_build_s"] = {f"vendors={n}": built}
+        if variant:
+            v = statistics.median(r.cpu_s for r in variant)
+            pairs = ", ".join(f"{a.cpu_s:.2f}/{b.cpu_s:.2f}" for a, b in zip(variant, plain, strict=True))
+            self.row(
+                "1",
+                f"{VARIANT_TAG}: CPU s, full refresh of {n:,} records",
+                v,
+                "-",
+                None,
+                f"{v:.2f} (runs variant/plain: {pairs})",
+            )
+            self.row(
+                "1",
+                f"{VARIANT_TAG}: CPU ratio variant/plain (median of 3 alternated)",
+                v / p,
+                "<= 1.3",
+                v / p <= 1.3,
+                f"{v / p:.2f}",
+            )
+            self.row("1", f"{VARIANT_TAG}: CPU ratio variant/connector", v / c, "-", None, f"{v / c:.2f}")
         minimum = math.ceil(n / PAGE) + 1
         counts = sorted({r.stats.get("total_requests") for r in conn})
         worst = max(counts)
@@ -284,6 +373,16 @@ class Bench:
             worst <= bound,
             f"{'/'.join(str(x) for x in counts)} ({worst / minimum:.3f}x)",
         )
+        if variant:
+            counts = sorted({r.stats.get("total_requests") for r in variant})
+            self.row(
+                "4",
+                f"{VARIANT_TAG}: requests, {n:,}-record read (min {minimum:,})",
+                max(counts),
+                "-",
+                None,
+                f"{'/'.join(str(x) for x in counts)} ({max(counts) / minimum:.3f}x)",
+            )
 
     # --- 2. wall time under latency ------------------------------------------------------------------
     def wall(self) -> None:
@@ -297,11 +396,19 @@ class Bench:
             # (a) k streams side by side
             ca = self.connector("wall (a) connector", emu, streams, k * size)
             pa = self.plain("wall (a) plain", emu, streams, k * size, "--threads", "3")
+            va = self.variant("wall (a) cdk variant", emu, streams, k * size) if self.cdk else None
             # (b) one stream; the plain reader is told an even three-way split of updatedTime
             times = sorted(r["updatedTime"] for r in emu.records(SINGLE_STREAM))
             a, b = times[len(times) // 3], times[2 * len(times) // 3]
             cb = self.connector("wall (b) connector", emu, [SINGLE_STREAM], single)
             pb = self.plain("wall (b) plain", emu, [SINGLE_STREAM], single, "--threads", "3", "--split", f"{a},{b}")
+            vb_ids: set[Any] = set()
+            vb = None
+            if self.cdk:  # incremental, no state: ConcurrentCursor cuts [start_date, now] into slice_range windows
+                slicing = self.variant_slicing(times[0])
+                vb = self.variant(
+                    "wall (b) cdk variant", emu, [SINGLE_STREAM], single, incremental=True, config=slicing, ids=vb_ids
+                )
         finally:
             emu.stop()
         pages_a = k * math.ceil(size / PAGE)
@@ -349,6 +456,89 @@ class Bench:
                 str(flight),
             )
             self.row(key, f"BDC_1322 rejections (connector), {what}", rejected, "== 0", rejected == 0, str(rejected))
+        for key, var, plain, pages, target, what in (
+            ("2a", va, pa, pages_a, 1.15, f"{k} streams x {math.ceil(size / PAGE)} pages, full refresh"),
+            ("2b", vb, pb, pages_b, 1.5, f"1 stream x {pages_b} pages, incremental, {self.cdk_partitions} partitions"),
+        ):
+            if var is None:
+                continue
+            bound = (pages + 1) * LATENCY_S / LIMIT
+            ratio = var.wall_s / plain.wall_s
+            self.row(
+                key,
+                f"{VARIANT_TAG}: wall s @100 ms, {what}",
+                var.wall_s,
+                "-",
+                None,
+                f"{var.wall_s:.2f} ({var.stats['total_requests']} requests)",
+            )
+            self.row(
+                key,
+                f"{VARIANT_TAG}: wall ratio variant/plain 3 threads",
+                ratio,
+                f"<= {target}",
+                ratio <= target,
+                f"{ratio:.2f}",
+            )
+            self.row(
+                key,
+                f"{VARIANT_TAG}: wall ratio variant/bound ({bound:.2f} s)",
+                var.wall_s / bound,
+                "-",
+                None,
+                f"{var.wall_s / bound:.2f}",
+            )
+            flight, rejected = var.stats["max_in_flight"], var.stats["rejected_1322"]
+            self.row(
+                key,
+                f"{VARIANT_TAG}: max in flight at the emulator",
+                flight,
+                f"<= {LIMIT}",
+                flight <= LIMIT,
+                str(flight),
+            )
+            self.row(key, f"{VARIANT_TAG}: BDC_1322 rejections", rejected, "== 0", rejected == 0, str(rejected))
+        sliced_bound = (pages_b + 1) * 1.02 + 1  # issue 6: minimum x 1.02 + 1 per sliced stream
+        for who, run in (("connector", cb), (VARIANT_TAG, vb)):
+            if run is None:
+                continue
+            got = run.stats["total_requests"]
+            self.row(
+                "2b",
+                f"{'' if who == 'connector' else who + ': '}requests, 1 stream x {pages_b} pages, sliced "
+                f"(min {pages_b + 1})",
+                got,
+                f"<= {sliced_bound:.2f}",
+                got <= sliced_bound,
+                str(got),
+            )
+        if vb is not None:
+            once = len(vb_ids) == single == vb.records
+            self.row(
+                "2b",
+                f"{VARIANT_TAG}: distinct ids / records / emulator's, incremental read",
+                len(vb_ids),
+                f"all == {single}",
+                once,
+                f"{len(vb_ids)} / {vb.records} / {single}",
+            )
+            if not once:
+                self.problems.append(
+                    f"{vb.label}: {len(vb_ids)} distinct ids in {vb.records} records, expected {single}"
+                )
+
+    def variant_slicing(self, earliest: str) -> Dict[str, Any]:
+        """start_date and slice_range_days for the variant's 1-stream incremental read.
+
+        start_date: the day of the stream's earliest updatedTime (what a user would enter: when the BILL account
+        began). slice_range_days: [start_date, now] in ``cdk_partitions`` equal windows, so ConcurrentCursor
+        yields that many partitions (a minute of slack so the window that reaches "now" is not a sliver).
+        """
+        start = datetime.fromisoformat(earliest[:10]).replace(tzinfo=UTC)
+        span = datetime.now(UTC) + timedelta(minutes=1) - start
+        days = span.total_seconds() / 86400 / self.cdk_partitions
+        self.results["cdk_variant_slicing"] = {"start_date": earliest[:10], "slice_range_days": days}
+        return {"start_date": earliest[:10], "slice_range_days": days}
 
     # --- 3. peak RSS ---------------------------------------------------------------------------------
     def rss(self) -> None:
@@ -401,6 +591,89 @@ class Bench:
             got <= bound,
             f"{got} ({got / minimum:.3f}x)",
         )
+        if not self.cdk:
+            return
+        # The same sync, incremental with no state, by the connector and by the variant with the slicing that the
+        # 1-stream figure used: ConcurrentCursor cuts every stream's [start_date, now] into slice_range windows,
+        # large or small, and each window costs at least one request.
+        emu, _ = self.emulator({})
+        try:
+            total = sum(sizes.values())
+            incremental = [s for s in STREAMS if s != "card_account_users"]
+            earliest = min(r["updatedTime"] for s in incremental for r in emu.records(s))
+            ours = self.connector_incremental("requests all streams incremental", emu, list(STREAMS), total)
+            theirs = self.variant(
+                "requests all streams incremental cdk variant",
+                emu,
+                list(STREAMS),
+                total,
+                incremental=True,
+                config=self.variant_slicing(earliest),
+            )
+        finally:
+            emu.stop()
+        for who, run in (("connector", ours), (VARIANT_TAG, theirs)):
+            got = run.stats["total_requests"]
+            self.row(
+                "4",
+                f"{'' if who == 'connector' else who + ': '}requests, incremental sync of all {len(STREAMS)} streams, "
+                f"no state (min {minimum})",
+                got,
+                f"<= {bound:.0f}",
+                got <= bound,
+                f"{got} ({got / minimum:.3f}x)",
+            )
+
+    # --- 5. records edited during the sync --------------------------------------------------------------
+    def mutation(self) -> None:
+        """Records edited while a large stream is read (BILL's page tokens may be offsets): how many records that
+        did not change are never emitted although the final cursor is past them (lost: no later sync reads them)."""
+        n, k = self.sizes["mutation_size"], self.sizes["mutation_edits"]
+        stream = SINGLE_STREAM
+        at = math.ceil(n / PAGE) // 3
+        edited: List[str] = []
+
+        def edit(emu_: BillEmulator, name: str, index: int) -> None:
+            if name == stream and index == at and not edited:  # a third of the way through the read
+                rows = sorted(emu_.records(stream), key=lambda r: (r["updatedTime"], r["id"]))
+                for row in rows[:: max(1, len(rows) // k)][:k]:
+                    emu_.update_record(stream, row["id"], {"description": "edited during the sync"})
+                    edited.append(row["id"])
+
+        results: List[tuple[str, int, Run]] = []
+        contenders = ["connector", VARIANT_TAG] if self.cdk else ["connector"]
+        for who in contenders:  # each on a fresh emulator with the same data and the same edits
+            emu, _ = self.emulator({stream: n})
+            emu.settings.latency_s = 0.02
+            edited.clear()
+            before = {r["id"]: r["updatedTime"] for r in emu.records(stream)}
+            emu.before_list(edit)
+            ids: set[Any] = set()
+            try:
+                if who == "connector":
+                    run = self.connector_incremental(f"mutation {who}", emu, [stream], None, ids=ids)
+                else:
+                    slicing = self.variant_slicing(min(before.values()))
+                    run = self.variant(
+                        "mutation cdk variant", emu, [stream], None, incremental=True, config=slicing, ids=ids
+                    )
+                after = {r["id"]: r["updatedTime"] for r in emu.records(stream)}
+            finally:
+                emu.stop()
+            if len(edited) != k:
+                self.problems.append(f"{run.label}: {len(edited)} records edited, expected {k}")
+            unchanged = [rid for rid, t in after.items() if before.get(rid) == t]
+            results.append((who, sum(1 for rid in unchanged if rid not in ids), run))
+        for who, lost, run in results:
+            self.row(
+                "5",
+                f"{'' if who == 'connector' else who + ': '}records lost when {k} of {n:,} are edited mid-read "
+                "(unchanged, never emitted)",
+                lost,
+                "== 0",
+                lost == 0,
+                f"{lost} ({run.records:,} records emitted)",
+            )
 
     # --- all of it -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -409,6 +682,7 @@ class Bench:
         self.wall()
         self.rss()
         self.requests_default()
+        self.mutation()
         flight = max(r.stats.get("max_in_flight", 0) for r in self.connector_runs)
         rejected = sum(r.stats.get("rejected_1322", 0) for r in self.connector_runs)
         self.row(
@@ -420,6 +694,27 @@ class Bench:
             str(flight),
         )
         self.row("*", "BDC_1322 rejections, all connector runs", rejected, "== 0", rejected == 0, str(rejected))
+        if self.variant_runs:
+            vflight = max(r.stats.get("max_in_flight", 0) for r in self.variant_runs)
+            vrejected = sum(r.stats.get("rejected_1322", 0) for r in self.variant_runs)
+            self.row(
+                "*",
+                f"{VARIANT_TAG}: max in flight, all {len(self.variant_runs)} variant runs",
+                vflight,
+                f"<= {LIMIT}",
+                vflight <= LIMIT,
+                str(vflight),
+            )
+            self.row(
+                "*",
+                f"{VARIANT_TAG}: BDC_1322 rejections, all variant runs",
+                vrejected,
+                "== 0",
+                vrejected == 0,
+                str(vrejected),
+            )
+            self.results["cdk_variant_max_in_flight"] = vflight
+            self.results["cdk_variant_rejected_1322"] = vrejected
         self.results["max_in_flight"] = flight
         self.results["rejected_1322"] = rejected
         self.results["elapsed_s"] = time.perf_counter() - started
@@ -491,11 +786,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for a CI smoke run (< 60 s)")
     parser.add_argument("--json", help="also write the figures and every run as JSON to this path")
     parser.add_argument("--strict", action="store_true", help="exit 2 when a target fails")
+    parser.add_argument(
+        "--cdk-concurrent",
+        action="store_true",
+        help="also measure benchmarks/cdk_concurrent_variant.py (the airbyte-cdk concurrent framework): CPU and wall "
+        "rows labelled 'CDK-concurrent variant'",
+    )
+    parser.add_argument(
+        "--cdk-partitions",
+        type=int,
+        default=CDK_PARTITIONS,
+        help=f"with --cdk-concurrent: updatedTime partitions for the 1-stream read (default {CDK_PARTITIONS})",
+    )
     args = parser.parse_args(argv)
 
     info = machine()
     with tempfile.TemporaryDirectory(prefix="source-bill-bench-") as tmp:
-        bench = Bench(args.quick, Path(tmp))
+        bench = Bench(args.quick, Path(tmp), cdk=args.cdk_concurrent, cdk_partitions=args.cdk_partitions)
         bench.run()
     bench.results["machine"] = info
     print(render(bench, info), flush=True)
