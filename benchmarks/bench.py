@@ -456,6 +456,15 @@ class Bench:
                 str(flight),
             )
             self.row(key, f"BDC_1322 rejections (connector), {what}", rejected, "== 0", rejected == 0, str(rejected))
+            # What concurrency costs in CPU where it runs (at this latency; with none, the connector does not slice)
+            self.row(
+                key,
+                f"CPU s, {what}: connector / plain 3 threads (start-up included)",
+                conn.cpu_s / plain.cpu_s,
+                "-",
+                None,
+                f"{conn.cpu_s:.2f} / {plain.cpu_s:.2f}",
+            )
         for key, var, plain, pages, target, what in (
             ("2a", va, pa, pages_a, 1.15, f"{k} streams x {math.ceil(size / PAGE)} pages, full refresh"),
             ("2b", vb, pb, pages_b, 1.5, f"1 stream x {pages_b} pages, incremental, {self.cdk_partitions} partitions"),

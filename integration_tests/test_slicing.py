@@ -39,11 +39,28 @@ def test_given_one_request_slot_when_large_stream_read_then_not_sliced() -> None
         assert not output.is_in_logs("slices of updatedTime")
 
 
+def test_given_bill_answering_faster_than_the_connector_uses_pages_when_large_stream_read_then_not_sliced() -> None:
+    """With no latency the connector's CPU bounds the read: slices would only add CPU (and measured slower)."""
+    with BillEmulator(seed=5, sizes={"vendors": 9000}) as emu:
+        output = read(fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL))
+        assert len(output.records) == 9000
+        assert emu.stats.max_in_flight == 1
+        assert emu.stats.total_requests == 91
+        assert not output.is_in_logs("slices of updatedTime")
+
+        emu.settings.latency_s = 0.015  # the same stream, BILL now slower than the threshold: sliced
+        emu.reset_stats()
+        sliced = read(fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL))
+        assert len({r.record.data["id"] for r in sliced.records}) == 9000
+        assert sliced.is_in_logs("slices of updatedTime side by side")
+        assert emu.stats.max_in_flight == 3
+
+
 def test_given_records_edited_while_slices_are_read_when_two_incremental_syncs_then_latest_versions_arrive() -> None:
     """Edits of rows already read in the first and middle slices shift rows inside those closed slices; the
     edited rows show up only in the open-ended last slice. Breaks if slices only check their own edits."""
     with BillEmulator(seed=8, sizes={"vendors": 4000}) as emu:
-        emu.settings.latency_s = 0.005
+        emu.settings.latency_s = 0.015  # slicing needs BILL slower than SLICE_MIN_ROUND_TRIP_S
         rows = sorted(emu.records("vendors"), key=lambda r: (parse_instant_ms(r["updatedTime"]), r["id"]))
         targets = [rows[i]["id"] for i in (5, 50, 1500, 1550, 2800)]
         edited: Dict[str, int] = {}
@@ -106,6 +123,7 @@ def test_given_sliced_read_interrupted_when_resumed_then_ranges_the_slices_had_r
     """Mid-read states name, besides the cursor, the updatedTime ranges the other slices had read in full. A resume
     re-emits nothing inside them: the only records emitted twice sit exactly at a range's end (gte, for ties)."""
     with BillEmulator(seed=11, sizes={"bills": 6000}) as emu:
+        emu.settings.latency_s = 0.015
         full = read(fast_source(), emu.config(), catalog(["bills"], INCREMENTAL))
         assert not full.errors
         states = stream_states(full, "bills")
@@ -156,7 +174,7 @@ def test_given_rows_shifted_in_ranges_a_mid_read_state_keeps_when_resumed_then_l
     having been seen, re-reads everything the interrupted pass covered. Breaks if a resume trusts finished ranges
     despite the edit: the skipped rows of the second slice would never arrive."""
     with BillEmulator(seed=8, sizes={"vendors": 4000}) as emu:
-        emu.settings.latency_s = 0.005
+        emu.settings.latency_s = 0.015  # slicing needs BILL slower than SLICE_MIN_ROUND_TRIP_S
         ids = _layout_for_a_short_open_slice(emu)
         targets = [ids[i] for i in (5, 50, 1505, 1550)]  # on the first pages of the first and second slices
         edited: Dict[str, int] = {}

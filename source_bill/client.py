@@ -93,17 +93,20 @@ class RequestLimiter:
 
 
 class LimitedAdapter(HTTPAdapter):
-    """Holds a limiter slot from sending a request until its whole answer is read."""
+    """Holds a limiter slot from sending a request until its whole answer is read; notes the fastest answer."""
 
     def __init__(self, limiter: RequestLimiter, pool_size: int) -> None:
         super().__init__(pool_connections=1, pool_maxsize=pool_size)
         self._limiter = limiter
+        self.fastest_answer_s = float("inf")  # request sent to answer read (no limiter wait): BILL's latency, at best
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         self._limiter.acquire()
         try:
+            sent = time.monotonic()
             response = super().send(request, *args, **kwargs)
             response.content  # noqa: B018 - read the body inside the slot
+            self.fastest_answer_s = min(self.fastest_answer_s, time.monotonic() - sent)
             return response
         finally:
             self._limiter.release()
@@ -128,7 +131,7 @@ class BillClient:
         self.limiter = RequestLimiter(
             config.max_concurrent_requests, config.requests_per_hour, logger, clock=clock, sleep=sleep
         )
-        adapter = LimitedAdapter(self.limiter, pool_size=config.max_concurrent_requests)
+        adapter = self._adapter = LimitedAdapter(self.limiter, pool_size=config.max_concurrent_requests)
         self._login_http = requests.Session()
         self._http = requests.Session()
         for session in (self._login_http, self._http):
@@ -146,6 +149,12 @@ class BillClient:
 
     def url(self, path: str) -> str:
         return f"{self.config.base_url}/v3/{path.lstrip('/')}"
+
+    @property
+    def fastest_answer_s(self) -> float:
+        """The shortest time BILL has taken to answer any request so far (login included): the network's and
+        gateway's share of every request, without the cost of a particular query. ``inf`` before the first."""
+        return self._adapter.fastest_answer_s
 
     def get(self, path: str, params: Optional[Mapping[str, Any]] = None, *, context: str = "") -> requests.Response:
         return self._send("GET", self.url(path), params=params, context=context or path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional
 
 from source_bill.streams import Page, PassTracker, Span, Vendors, Window, _covered, _cursor_and_rest, _gaps
@@ -60,3 +60,20 @@ def test_given_a_slice_fetched_ahead_of_what_was_emitted_when_states_are_made_th
 
 def config_dict() -> Dict[str, Any]:
     return config()
+
+
+def test_given_the_open_slice_sent_its_last_request_after_the_others_answered_then_it_was_served_last() -> None:
+    """Cause and effect on the local clock settles what BILL's one-second Date cannot; else Date decides."""
+    from source_bill.streams import _served_last
+
+    first, middle, tail = PassTracker(lower=at(1)), PassTracker(lower=at(5)), PassTracker(lower=at(9))
+    for tracker in (first, middle, tail):
+        tracker.last_served = at(20)  # one Date second for all: BILL's clock cannot tell
+    first.last_sent_local, first.last_answered_local = 10.0, 10.2
+    middle.last_sent_local, middle.last_answered_local = 10.1, 10.3
+    tail.last_sent_local, tail.last_answered_local = 10.31, 10.5
+    assert _served_last([first, middle, tail])
+    tail.last_sent_local = 10.25  # sent before the middle slice's answer came back: it may have been served first
+    assert not _served_last([first, middle, tail])
+    tail.last_served = at(20) + timedelta(seconds=1)  # BILL's clock says a second later: served last
+    assert _served_last([first, middle, tail])
