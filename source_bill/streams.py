@@ -58,6 +58,17 @@ Window = Tuple[Optional[datetime], Optional[datetime]]
 
 
 @dataclass
+class Resumed:
+    """What a mid-pass state says of the interrupted pass: when it began, its lower bound, the ranges above the
+    saved cursor it had read in full, and the latest edit it had seen."""
+
+    started: datetime
+    lower: Optional[datetime]
+    read: List[Window]
+    edit: Optional[datetime]
+
+
+@dataclass
 class PassTracker:
     """What one pass saw, to tell whether rows may have shifted under its offset paging, and where.
 
@@ -70,10 +81,7 @@ class PassTracker:
 
     lower: Optional[datetime]
     upper: Optional[datetime] = None
-    resumed_started: Optional[datetime] = None  # when the interrupted pass this one resumes began
-    resumed_lower: Optional[datetime] = None  # that pass's lower bound
-    resumed: bool = False
-    resumed_read: List[Window] = field(default_factory=list)  # ranges that pass had finished above its cursor
+    resumed: Optional[Resumed] = None  # what the interrupted pass this one resumes had done
     first_served: Optional[datetime] = None
     high: Optional[datetime] = None  # highest updatedTime read so far
     # per page: (served at, highest updatedTime before it, its first updatedTime or None when empty)
@@ -129,8 +137,8 @@ class PassTracker:
     def edit_floor(self) -> datetime:
         floor = self.late_floor or self.first_served
         assert floor is not None
-        if self.resumed_started is not None and self.resumed_started < floor:
-            return self.resumed_started
+        if self.resumed is not None and self.resumed.started < floor:
+            return self.resumed.started
         return floor
 
     def shifted_windows(self, latest_edit: Optional[datetime] = None) -> List[Window]:
@@ -145,12 +153,12 @@ class PassTracker:
         if not self.ordered:
             return [(self.lower, self.upper)]
         windows: List[Window] = []
-        if self.resumed:
+        if self.resumed is not None:
             # Any of these records may also have been edited while the interrupted pass ran, whose page timings
             # are gone: re-read what that pass covered, from its lower bound up to the cursor it saved, and the
             # ranges above it that its slices had finished.
-            windows.append((self.resumed_lower, self.lower))
-            windows.extend(self.resumed_read)
+            windows.append((self.resumed.lower, self.lower))
+            windows.extend(self.resumed.read)
         # A late record shows only its last edit; an earlier edit of the same record may have shifted rows at
         # any boundary since the pass began. So every boundary whose earlier page was served before the latest
         # edit seen is suspect: one narrow window each.
@@ -175,17 +183,6 @@ def _merge(windows: List[Window]) -> List[Window]:
                 continue
         merged.append(window)
     return merged
-
-
-@dataclass
-class Resumed:
-    """What a mid-pass state says of the interrupted pass: when it began, its lower bound, the ranges above the
-    saved cursor it had read in full, and the latest edit it had seen."""
-
-    started: datetime
-    lower: Optional[datetime]
-    read: List[Window]
-    edit: Optional[datetime]
 
 
 SLICE_MIN_PAGES = 10  # a stream is cut into slices only when each would hold about this many pages or more
@@ -418,13 +415,7 @@ class BillStream(HttpStream, ABC):
     def _passes(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
         """The main read from the lower bound, then catch-up reads of the windows where rows may have shifted."""
         lower, resumed = self._start(state, logger) if incremental else (None, None)
-        main = PassTracker(
-            lower=lower,
-            resumed=resumed is not None,
-            resumed_started=resumed.started if resumed else None,
-            resumed_lower=resumed.lower if resumed else None,
-            resumed_read=resumed.read if resumed else [],
-        )
+        main = PassTracker(lower=lower, resumed=resumed)
         main.latest_edit = edit = resumed.edit if resumed else None
         pass_lower = resumed.lower if resumed else lower
         trackers: List[PassTracker] = [main]
@@ -434,7 +425,7 @@ class BillStream(HttpStream, ABC):
             if incremental and all(t.ordered for t in trackers):
                 cursor, above = _cursor_and_rest(lower, covered)
                 if cursor is not None:
-                    started = main.resumed_started or main.first_served
+                    started = resumed.started if resumed else main.first_served
                     page.state = {CURSOR: format_instant(cursor), "pass": _pass_info(pass_lower, started, above, edit)}
             yield page
         latest_edit = max((t.latest_edit for t in trackers if t.latest_edit is not None), default=None)
@@ -478,8 +469,8 @@ class BillStream(HttpStream, ABC):
         the read show up in it. A pass that resumes an interrupted sliced pass reads only the ranges that
         pass had not finished, side by side.
         """
-        carried = main.resumed_read
-        if carried:
+        if main.resumed is not None and main.resumed.read:
+            carried, started = main.resumed.read, main.resumed.started
             gaps = _gaps(lower, carried)
             main.upper = gaps[0][1]
             logger.info(
@@ -488,7 +479,7 @@ class BillStream(HttpStream, ABC):
             )
             slices = [(main, self._pass(self._window_params(*gaps[0], upper_exclusive=True), main))]
             for start, end in gaps[1:]:
-                tracker = PassTracker(lower=start, upper=end, late_floor=main.resumed_started)
+                tracker = PassTracker(lower=start, upper=end, late_floor=started)
                 trackers.append(tracker)
                 slices.append((tracker, self._pass(self._window_params(start, end, upper_exclusive=True), tracker)))
             yield from self._read_slices(slices, [Span(*gap) for gap in gaps], carried, trackers)
