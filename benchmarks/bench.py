@@ -212,25 +212,19 @@ class Bench:
             },
         )
 
-    def connector(self, label: str, emu: BillEmulator, streams: Sequence[str], expect: int) -> Run:
-        cfg = self.write_json("config.json", emu.config())
-        cmd = [*source_bill_cmd(), "read", "--config", cfg, "--catalog", self.catalog(streams)]
-        run = run_child(label, cmd, emu, self.workdir)
-        self.connector_runs.append(run)
-        self._check(run, expect)
-        return run
-
-    def connector_incremental(
+    def connector(
         self,
         label: str,
         emu: BillEmulator,
         streams: Sequence[str],
         expect: Optional[int],
+        *,
+        incremental: bool = False,
         ids: Optional[set[Any]] = None,
     ) -> Run:
-        """The connector, incremental with no state (``expect`` None: the count is not known in advance)."""
+        """``source-bill read``; ``incremental``: with no state. ``expect`` None: the count is not known in advance."""
         cfg = self.write_json("config.json", emu.config())
-        cmd = [*source_bill_cmd(), "read", "--config", cfg, "--catalog", self.catalog(streams, incremental=True)]
+        cmd = [*source_bill_cmd(), "read", "--config", cfg, "--catalog", self.catalog(streams, incremental)]
         run = run_child(label, cmd, emu, self.workdir, ids)
         self.connector_runs.append(run)
         self._check(run, expect)
@@ -610,7 +604,7 @@ class Bench:
             total = sum(sizes.values())
             incremental = [s for s in STREAMS if s != "card_account_users"]
             earliest = min(r["updatedTime"] for s in incremental for r in emu.records(s))
-            ours = self.connector_incremental("requests all streams incremental", emu, list(STREAMS), total)
+            ours = self.connector("requests all streams incremental", emu, list(STREAMS), total, incremental=True)
             theirs = self.variant(
                 "requests all streams incremental cdk variant",
                 emu,
@@ -660,7 +654,7 @@ class Bench:
             ids: set[Any] = set()
             try:
                 if who == "connector":
-                    run = self.connector_incremental(f"mutation {who}", emu, [stream], None, ids=ids)
+                    run = self.connector(f"mutation {who}", emu, [stream], None, incremental=True, ids=ids)
                 else:
                     slicing = self.variant_slicing(min(before.values()))
                     run = self.variant(

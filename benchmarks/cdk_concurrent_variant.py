@@ -117,27 +117,17 @@ class PartitionedBillStream(BillStream):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
-        params: Dict[str, Any] = {"max": self.page_size, **self.extra_params}
+        params: Dict[str, Any] = {}
         if stream_slice and START in stream_slice:
             params["sort"] = f"{CURSOR}:asc"
             params["filters"] = f'{CURSOR}:gte:"{stream_slice[START]}",{CURSOR}:lte:"{stream_slice[END]}"'
-        path = self.path()
-        page_number = 0
-        seen: set[str] = set()
+        started = False
         try:
-            while True:
-                page_number += 1
-                response = self._client.get(path, params, context=f"{self.name} page {page_number}")
-                yield from self._records(response, page_number)
-                token = self.next_page_token(response)
-                if token is None:
-                    return
-                if token["page"] in seen:
-                    raise self._malformed(response, f"nextPage {token['page']!r} came back again")
-                seen.add(token["page"])
-                params["page"] = token["page"]
+            for page in self._pass(params, None):  # the connector's paging (max, nextPage, checks), no tracking
+                started = True
+                yield from page.records
         except errors.StreamUnavailable as exc:
-            if page_number > 1:
+            if started:
                 raise
             LOGGER.warning(f"Skipping {self.name} partition {stream_slice or ''}: {exc}")
 

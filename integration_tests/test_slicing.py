@@ -13,6 +13,21 @@ from integration_tests.test_robustness import assert_latest, by_stream, catalog,
 INCREMENTAL = SyncMode.incremental
 
 
+def _edit_before_request(emu: BillEmulator, stream: str, request: int, ids: List[str]) -> List[str]:
+    """Edit the records ``ids`` once, just before list request ``request`` (0-based) of ``stream``; returns the ids
+    edited so far (empty until then)."""
+    edited: List[str] = []
+
+    def hook(emu_: BillEmulator, name: str, index: int) -> None:
+        if name == stream and index == request and not edited:
+            for rid in ids:
+                emu_.update_record(stream, rid, {"name": "edited while sliced"})
+                edited.append(rid)
+
+    emu.before_list(hook)
+    return edited
+
+
 def test_given_one_large_stream_when_read_then_three_pages_in_flight_every_record_once_and_few_extra_requests() -> None:
     with BillEmulator(seed=5, sizes={"vendors": 9000}) as emu:
         emu.settings.latency_s = 0.02
@@ -63,15 +78,7 @@ def test_given_records_edited_while_slices_are_read_when_two_incremental_syncs_t
         emu.settings.latency_s = 0.015  # slicing needs BILL slower than SLICE_MIN_ROUND_TRIP_S
         rows = sorted(emu.records("vendors"), key=lambda r: (parse_instant_ms(r["updatedTime"]), r["id"]))
         targets = [rows[i]["id"] for i in (5, 50, 1500, 1550, 2800)]
-        edited: Dict[str, int] = {}
-
-        def hook(emu_: BillEmulator, name: str, index: int) -> None:
-            if name == "vendors" and index == 12 and not edited:
-                for rid in targets:
-                    emu_.update_record("vendors", rid, {"name": "edited while sliced"})
-                    edited[rid] = 1
-
-        emu.before_list(hook)
+        edited = _edit_before_request(emu, "vendors", 12, targets)
         first = read(fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL))
         emu.remove_before_list()
         assert not first.errors and edited
@@ -177,15 +184,7 @@ def test_given_rows_shifted_in_ranges_a_mid_read_state_keeps_when_resumed_then_l
         emu.settings.latency_s = 0.015  # slicing needs BILL slower than SLICE_MIN_ROUND_TRIP_S
         ids = _layout_for_a_short_open_slice(emu)
         targets = [ids[i] for i in (5, 50, 1505, 1550)]  # on the first pages of the first and second slices
-        edited: Dict[str, int] = {}
-
-        def hook(emu_: BillEmulator, name: str, index: int) -> None:
-            if name == "vendors" and index == 6 and not edited:
-                for rid in targets:
-                    emu_.update_record("vendors", rid, {"name": "edited while sliced"})
-                    edited[rid] = 1
-
-        emu.before_list(hook)
+        edited = _edit_before_request(emu, "vendors", 6, targets)
         first = read(fast_source(), emu.config(), catalog(["vendors"], INCREMENTAL))
         emu.remove_before_list()
         assert not first.errors and edited

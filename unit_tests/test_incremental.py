@@ -6,7 +6,7 @@ import re
 from typing import Any, Dict, List
 
 import pytest
-from airbyte_cdk.models import SyncMode
+from airbyte_cdk.models import AirbyteStateMessage, SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
 from airbyte_cdk.test.mock_http import HttpMocker
 from airbyte_cdk.test.state_builder import StateBuilder
@@ -32,6 +32,14 @@ def states(output: EntrypointOutput) -> List[Dict[str, Any]]:
 
 def gte(value: str) -> str:
     return f'updatedTime:gte:"{value}"'
+
+
+def vendors_state(cursor: str, **pass_info: Any) -> List[AirbyteStateMessage]:
+    """A saved state for vendors: the cursor and, given any, a ``pass`` key (a sync interrupted mid-pass)."""
+    value: Dict[str, Any] = {"updatedTime": cursor}
+    if pass_info:
+        value["pass"] = pass_info
+    return StateBuilder().with_stream_state("vendors", value).build()
 
 
 def test_given_no_state_when_incremental_then_sorted_unfiltered_and_state_after_every_page(
@@ -185,7 +193,7 @@ def test_given_edit_after_the_last_page_was_served_when_incremental_then_no_catc
 
 @pytest.mark.parametrize("cursor", ["not a date", "2024-99-99", 12345])
 def test_given_corrupt_cursor_in_state_when_read_then_config_error(http_mocker: HttpMocker, cursor: Any) -> None:
-    state = StateBuilder().with_stream_state("vendors", {"updatedTime": cursor}).build()
+    state = vendors_state(cursor)
     http_mocker.post(login_request(), login_response())  # may or may not be used before the state is read
     output = read(source(), config(), catalog("vendors", mode=INCREMENTAL), state)
     http_mocker.clear_all_matchers()
@@ -203,17 +211,7 @@ def test_given_corrupt_cursor_in_state_when_read_then_config_error(http_mocker: 
 def test_given_corrupt_finished_ranges_in_state_when_read_then_config_error(
     http_mocker: HttpMocker, read_ranges: Any
 ) -> None:
-    state = (
-        StateBuilder()
-        .with_stream_state(
-            "vendors",
-            {
-                "updatedTime": "2024-02-01T00:00:00.000Z",
-                "pass": {"started": "2024-05-01T00:00:00.000Z", "read": read_ranges},
-            },
-        )
-        .build()
-    )
+    state = vendors_state("2024-02-01T00:00:00.000Z", started="2024-05-01T00:00:00.000Z", read=read_ranges)
     http_mocker.post(login_request(), login_response())
     output = read(source(), config(), catalog("vendors", mode=INCREMENTAL), state)
     http_mocker.clear_all_matchers()
@@ -230,23 +228,14 @@ def test_given_mid_pass_state_with_finished_ranges_when_resumed_then_only_the_ra
     """The interrupted pass had read everything below 02-01 and, in other slices, 03-01..04-01 and 05-01..05-10.
     No edit was seen then or now: the resumed pass reads the three gaps and nothing else (HttpMocker fails on any
     other request), and its state keeps what is finished."""
-    state = (
-        StateBuilder()
-        .with_stream_state(
-            "vendors",
-            {
-                "updatedTime": "2024-02-01T00:00:00.000Z",
-                "pass": {
-                    "started": "2024-06-01T00:00:00.000Z",
-                    "lower": "2024-01-01T00:00:00.000Z",
-                    "read": [
-                        ["2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"],
-                        ["2024-05-01T00:00:00.000Z", "2024-05-10T00:00:00.000Z"],
-                    ],
-                },
-            },
-        )
-        .build()
+    state = vendors_state(
+        "2024-02-01T00:00:00.000Z",
+        started="2024-06-01T00:00:00.000Z",
+        lower="2024-01-01T00:00:00.000Z",
+        read=[
+            ["2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"],
+            ["2024-05-01T00:00:00.000Z", "2024-05-10T00:00:00.000Z"],
+        ],
     )
     http_mocker.post(login_request(), login_response())
     # BILL's clock: nothing after the pass began, so no edit; the open-ended range is served last (no tail read)
@@ -286,21 +275,12 @@ def test_given_mid_pass_state_with_finished_ranges_and_an_edit_seen_when_resumed
     """The interrupted pass saw an edit (pass.edit): rows may have been skipped at page boundaries inside the ranges
     it had finished, whose page timings are gone. The resumed pass reads the gaps, then re-reads everything that
     pass covered: its lower bound to the cursor, and each finished range."""
-    state = (
-        StateBuilder()
-        .with_stream_state(
-            "vendors",
-            {
-                "updatedTime": "2024-02-01T00:00:00.000Z",
-                "pass": {
-                    "started": "2024-06-01T00:00:00.000Z",
-                    "lower": "2024-01-01T00:00:00.000Z",
-                    "read": [["2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"]],
-                    "edit": "2024-06-01T00:05:00.000Z",
-                },
-            },
-        )
-        .build()
+    state = vendors_state(
+        "2024-02-01T00:00:00.000Z",
+        started="2024-06-01T00:00:00.000Z",
+        lower="2024-01-01T00:00:00.000Z",
+        read=[["2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"]],
+        edit="2024-06-01T00:05:00.000Z",
     )
     http_mocker.post(login_request(), login_response())
     served = "Sat, 01 Jun 2024 00:10:00 GMT"
@@ -328,7 +308,7 @@ def test_given_mid_pass_state_with_finished_ranges_and_an_edit_seen_when_resumed
 
 
 def test_given_cursor_in_the_future_when_read_then_warns_and_reads_from_start_date(http_mocker: HttpMocker) -> None:
-    state = StateBuilder().with_stream_state("vendors", {"updatedTime": "2999-01-01T00:00:00.000Z"}).build()
+    state = vendors_state("2999-01-01T00:00:00.000Z")
     http_mocker.post(login_request(), login_response())
     http_mocker.get(
         list_request("vendors", filters=gte("2024-01-01T00:00:00.000Z")),
