@@ -17,6 +17,9 @@ import requests
 from integration_tests.bill_emulator import DEFAULT_CREDENTIALS, STREAMS, BillEmulator, parse_instant_ms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the emulator's own tests: not in the fast tier (scripts/test.sh --all runs them)
+pytestmark = pytest.mark.emulator
+
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$")
 
 

@@ -104,9 +104,9 @@ def test_given_the_readme_when_reading_its_first_code_block_then_it_opens_with_t
     assert before[0].startswith("# ") and len(before) <= 2, "only a title and a one-line description before them"
 
 
-def test_given_ci_when_reading_its_entry_then_it_runs_the_readme_test_command() -> None:
+def test_given_ci_when_reading_its_entry_then_it_runs_the_readme_test_command_with_every_test() -> None:
     commands = [line.strip() for line in CI.read_text(encoding="utf-8").splitlines()]
-    assert any(re.fullmatch(r"(exec )?bash scripts/test\.sh( .*)?", line) for line in commands)
+    assert any(re.fullmatch(r"(exec )?bash scripts/test\.sh --all( .*)?", line) for line in commands)
 
 
 @pytest.mark.parametrize("page", [README, DOCS_PAGE], ids=lambda p: p.name)
