@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from integration_tests.bill_emulator import STREAMS, BillEmulator  # noqa: E402
+from source_bill.declarations import declarations  # noqa: E402
 
 PAGE = 100
 LATENCY_S = 0.1
@@ -175,7 +176,7 @@ def run_child(label: str, cmd: Sequence[str], emu: BillEmulator, workdir: Path, 
 class Bench:
     def __init__(self, quick: bool, workdir: Path, cdk: bool = False, cdk_partitions: int = CDK_PARTITIONS) -> None:
         self.quick = quick
-        self.cdk = cdk  # also measure benchmarks/cdk_concurrent_variant.py
+        self.cdk = cdk  # also measure benchmarks/cdk_concurrent_variant.py (issue 6)
         self.cdk_partitions = cdk_partitions
         self.variant_runs: List[Run] = []
         self.sizes = QUICK if quick else FULL
@@ -251,7 +252,8 @@ class Bench:
 
     def plain(self, label: str, emu: BillEmulator, streams: Sequence[str], expect: int, *extra: str) -> Run:
         cfg = self.write_json("config.json", emu.config())
-        cmd = [sys.executable, PLAIN, "--config", cfg, "--streams", ",".join(streams), *extra]
+        plan = self.write_json("plan.json", {d.name: [d.path, dict(d.extra_params)] for d in declarations()})
+        cmd = [sys.executable, PLAIN, "--config", cfg, "--plan", plan, "--streams", ",".join(streams), *extra]
         run = run_child(label, cmd, emu, self.workdir)
         self._check(run, expect)
         return run
@@ -602,7 +604,7 @@ class Bench:
         emu, _ = self.emulator({})
         try:
             total = sum(sizes.values())
-            incremental = [s for s in STREAMS if s != "card_account_users"]
+            incremental = [d.name for d in declarations() if d.incremental]
             earliest = min(r["updatedTime"] for s in incremental for r in emu.records(s))
             ours = self.connector("requests all streams incremental", emu, list(STREAMS), total, incremental=True)
             theirs = self.variant(

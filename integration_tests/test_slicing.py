@@ -8,7 +8,7 @@ from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import read
 
 from integration_tests.bill_emulator import BillEmulator, format_ms, parse_instant_ms
-from integration_tests.test_robustness import assert_latest, by_stream, catalog, fast_source, state_dict, stream_states
+from tests_support import assert_latest, by_stream, catalog, fast_source, state_dict, stream_states
 
 INCREMENTAL = SyncMode.incremental
 

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from airbyte_cdk.sources.utils.schema_helpers import ResourceSchemaLoader
 
+from source_bill.declarations import declarations
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS_DIR = REPO_ROOT / "source_bill" / "schemas"
 GENERATOR = REPO_ROOT / "tools" / "generate_schemas.py"
@@ -24,31 +26,8 @@ FIELDS_FILE = Path(
 )
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
-# The 22 standard streams of the public contract (also their keys in the fields file).
-STREAMS = [
-    "vendors",
-    "customers",
-    "bills",
-    "invoices",
-    "payments",
-    "receivable_payments",
-    "credit_memos",
-    "vendor_credits",
-    "recurring_bills",
-    "recurring_invoices",
-    "chart_of_accounts",
-    "accounting_classes",
-    "departments",
-    "employees",
-    "items",
-    "jobs",
-    "locations",
-    "users",
-    "roles",
-    "bank_accounts",
-    "bank_account_users",
-    "card_account_users",
-]
+# The streams (also their keys in the fields file), as the connector declares them.
+STREAMS = [d.name for d in declarations()]
 
 # Fields BILL documents as newer than the field lists (bill-api.md section 5).
 NEWER_FIELDS = {
