@@ -3,7 +3,7 @@
     python benchmarks/bench.py            # full run (a few minutes)
     python benchmarks/bench.py --quick    # small sizes, CI smoke run (< 60 s); figures not meaningful
     python benchmarks/bench.py --json out.json --strict
-    python benchmarks/bench.py --cdk-concurrent   # also measure benchmarks/cdk_concurrent_variant.py (issue 6)
+    python benchmarks/bench.py --cdk-concurrent   # also measure benchmarks/cdk_concurrent_variant.py
 
 The emulator runs in this process; the connector (`source-bill read`) and the baseline
 (benchmarks/plain_reader.py) run as child processes whose stdout is drained through a pipe that counts
@@ -176,7 +176,7 @@ def run_child(label: str, cmd: Sequence[str], emu: BillEmulator, workdir: Path, 
 class Bench:
     def __init__(self, quick: bool, workdir: Path, cdk: bool = False, cdk_partitions: int = CDK_PARTITIONS) -> None:
         self.quick = quick
-        self.cdk = cdk  # also measure benchmarks/cdk_concurrent_variant.py (issue 6)
+        self.cdk = cdk  # also measure benchmarks/cdk_concurrent_variant.py
         self.cdk_partitions = cdk_partitions
         self.variant_runs: List[Run] = []
         self.sizes = QUICK if quick else FULL
@@ -503,7 +503,7 @@ class Bench:
                 str(flight),
             )
             self.row(key, f"{VARIANT_TAG}: BDC_1322 rejections", rejected, "== 0", rejected == 0, str(rejected))
-        sliced_bound = (pages_b + 1) * 1.02 + 1  # issue 6: minimum x 1.02 + 1 per sliced stream
+        sliced_bound = (pages_b + 1) * 1.02 + 1  # target: minimum x 1.02 + 1 per sliced stream
         for who, run in (("connector", cb), (VARIANT_TAG, vb)):
             if run is None:
                 continue

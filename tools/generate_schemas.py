@@ -66,8 +66,8 @@ ID_AND_CURSOR: dict[str, JsonSchema] = {
     "updatedTime": _field("string", string_format="date-time"),
 }
 
-# Fields BILL documents as newer than the Postman copy the field lists come from
-# (bill-api.md section 5, end). Added when missing; must agree when present.
+# Fields BILL's API reference documents as newer than the Postman copy the field lists come from.
+# Added when missing; must agree when present.
 NEWER_FIELDS: dict[str, dict[str, JsonSchema]] = {
     "bills": {
         "purchaseOrderNumber": _field("string"),

@@ -29,7 +29,7 @@ DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 # The streams (also their keys in the fields file), as the connector declares them.
 STREAMS = [d.name for d in declarations()]
 
-# Fields BILL documents as newer than the field lists (bill-api.md section 5).
+# Fields BILL's API reference documents as newer than the field lists (tools/generate_schemas.py adds them).
 NEWER_FIELDS = {
     "invoices": {
         "recordStatus": "string",
