@@ -21,7 +21,7 @@ from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 
 from source_bill import SourceBill
-from source_bill.declarations import declaration, declarations
+from source_bill.declarations import StreamDeclaration, declaration, declarations
 
 ROOT = Path(__file__).resolve().parent
 FULL = SyncMode.full_refresh
@@ -62,10 +62,15 @@ def catalog(names: Iterable[str], mode: SyncMode = FULL) -> ConfiguredAirbyteCat
 def configured_catalog_json(names: Iterable[str], mode: str = "full_refresh") -> Dict[str, Any]:
     """A configured catalog as the CLI reads it from a file, keys and cursors as the connector declares them.
 
-    ``mode`` "incremental" applies to streams with a cursor; the others stay full refresh."""
+    ``mode`` "incremental" applies to streams with a cursor; the others stay full refresh. A name the connector
+    does not declare (a test of bad input) is written like a stream keyed by ``id`` with an ``updatedTime`` cursor.
+    """
     streams = []
     for name in names:
-        declared = declaration(name)
+        try:
+            declared = declaration(name)
+        except KeyError:
+            declared = StreamDeclaration(name, name, ("id",), "updatedTime")
         incremental = mode == "incremental" and declared.incremental
         cursor = [declared.cursor_field] if declared.cursor_field else []
         stream: Dict[str, Any] = {

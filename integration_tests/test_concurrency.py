@@ -21,6 +21,7 @@ FAST = {"sleep": lambda seconds: None}
 full_catalog = catalog  # full refresh unless told otherwise
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", [1, 2, 3])
 def test_given_faults_and_expiring_sessions_when_all_streams_read_then_never_more_than_the_limit_in_flight(
     limit: int,
@@ -48,6 +49,7 @@ def test_given_faults_and_expiring_sessions_when_all_streams_read_then_never_mor
             assert sorted(got.get(stream, []), key=str) == sorted(expected, key=str), stream
 
 
+@pytest.mark.slow
 def test_given_max_concurrent_requests_1_when_read_then_streams_run_one_after_another() -> None:
     with BillEmulator(seed=1) as emu:
         emu.settings.latency_s = 0.005
@@ -84,6 +86,7 @@ def test_given_three_workers_with_the_same_expired_session_when_they_renew_then_
     assert auth.session_id() == "session-2"
 
 
+@pytest.mark.slow
 def test_given_sessions_expiring_under_parallel_streams_when_read_then_logins_stay_few() -> None:
     with BillEmulator(seed=2) as emu:
         emu.settings.latency_s = 0.01

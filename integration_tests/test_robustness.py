@@ -52,6 +52,7 @@ CHAOS_SIZES = {"vendors": 1500, "bills": 2500, "invoices": 1500, "customers": 10
     [(11, 3), (12, 3), (13, 3), (14, 3), (15, 1)],
     ids=["seed11", "seed12", "seed13", "seed14", "seed15-one-at-a-time"],
 )
+@pytest.mark.slow
 def test_given_15_percent_faults_when_every_stream_is_read_then_data_is_exact(
     seed: int, max_concurrent_requests: int
 ) -> None:
@@ -98,6 +99,7 @@ def parse_lines(text: str) -> List[Dict[str, Any]]:
     return messages
 
 
+@pytest.mark.slow
 def test_given_cli_read_killed_mid_sync_when_resumed_from_last_states_then_nothing_missing_and_not_reread(
     tmp_path: Path,
 ) -> None:
@@ -263,6 +265,7 @@ def test_given_records_edited_mid_sync_with_offset_tokens_when_full_refresh_then
             assert expected[rid] in got, f"the edited vendor {rid} never arrived in its latest version"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [INCREMENTAL, FULL], ids=["incremental-then-incremental", "full-refresh"])
 def test_given_records_edited_twice_during_one_pass_when_synced_then_rows_shifted_by_the_first_edit_arrive(
     mode: SyncMode,
@@ -301,6 +304,7 @@ def test_given_records_edited_twice_during_one_pass_when_synced_then_rows_shifte
         assert_latest(emu, "vendors", runs)
 
 
+@pytest.mark.slow
 def test_given_rows_shifted_before_a_kill_when_the_same_records_change_again_after_resume_then_none_lost() -> None:
     """Killed run: before page 3, 3 records of page 1 are edited (rows 200-202 slide into page 2, already served);
     killed after the STATE of page 3. More than a second later the sync resumes from that STATE (with its
@@ -390,6 +394,7 @@ def test_given_300_records_with_one_updated_time_across_pages_when_synced_and_re
 
 
 # --- 5. session expiry -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_given_sessions_dying_every_3_requests_when_all_streams_read_then_exact_and_one_login_per_session() -> None:
     """Each session serves exactly 3 requests. Breaks if an expired session is not renewed and the request
     replayed (missing records, failed sync), or if workers racing at an expiry log in once each / the
@@ -410,6 +415,7 @@ def test_given_sessions_dying_every_3_requests_when_all_streams_read_then_exact_
         assert stats.login_count >= -(-served // 3)
 
 
+@pytest.mark.slow
 def test_given_three_streams_in_flight_when_all_sessions_expire_at_once_then_one_login() -> None:
     """Three streams read side by side; every session is dropped at one moment. The three workers all get
     BDC_1109 for the same session id. Breaks if each worker logs in on its own (3 logins) or if a worker
@@ -598,6 +604,7 @@ def _assert_no_bare_traceback(result: subprocess.CompletedProcess) -> None:
     assert "Traceback (most recent call last)" not in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BAD_INPUT_NAMES)
 def test_given_bad_input_when_cli_runs_then_actionable_protocol_answer(
     name: str, bad_input_results: Dict[str, Tuple[Case, subprocess.CompletedProcess]]

@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Any, List, Tuple
 from urllib.parse import quote
 
+import pytest
+
 from integration_tests.bill_emulator import BillEmulator
 from tests_support import cli_command, configured_catalog_json
+
+pytestmark = pytest.mark.slow  # runs the CLI
 
 SECRET_CREDENTIALS = {
     "username": "robot-sync@example.com",
