@@ -107,6 +107,8 @@ class ExactHttpMocker(HttpMocker):
     The CDK's own check is "at least" (and requests-mock repeats the last response), so a connector that logs
     in before every request would still pass a test that registered one login; and a request that matches
     nothing only raises inside the connector, where it becomes an error trace a test may never look at.
+    The CDK gives no public way to do either: this subclass uses HttpMocker's private ``_mocker``,
+    ``_mock_request_method`` and ``_get_matchers``.
     """
 
     def __init__(self) -> None:
