@@ -3,7 +3,7 @@
     python benchmarks/bench.py            # full run (a few minutes)
     python benchmarks/bench.py --quick    # small sizes, CI smoke run (< 60 s); figures not meaningful
     python benchmarks/bench.py --json out.json --strict
-    python benchmarks/bench.py --cdk-concurrent   # also measure benchmarks/cdk_concurrent_variant.py (issue 6)
+    python benchmarks/bench.py --cdk-concurrent   # also measure benchmarks/cdk_concurrent_variant.py
 
 The emulator runs in this process; the connector (`source-bill read`) and the baseline
 (benchmarks/plain_reader.py) run as child processes whose stdout is drained through a pipe that counts
@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from integration_tests.bill_emulator import STREAMS, BillEmulator  # noqa: E402
+from source_bill.declarations import declarations  # noqa: E402
 
 PAGE = 100
 LATENCY_S = 0.1
@@ -251,7 +252,8 @@ class Bench:
 
     def plain(self, label: str, emu: BillEmulator, streams: Sequence[str], expect: int, *extra: str) -> Run:
         cfg = self.write_json("config.json", emu.config())
-        cmd = [sys.executable, PLAIN, "--config", cfg, "--streams", ",".join(streams), *extra]
+        plan = self.write_json("plan.json", {d.name: [d.path, dict(d.extra_params)] for d in declarations()})
+        cmd = [sys.executable, PLAIN, "--config", cfg, "--plan", plan, "--streams", ",".join(streams), *extra]
         run = run_child(label, cmd, emu, self.workdir)
         self._check(run, expect)
         return run
@@ -501,7 +503,7 @@ class Bench:
                 str(flight),
             )
             self.row(key, f"{VARIANT_TAG}: BDC_1322 rejections", rejected, "== 0", rejected == 0, str(rejected))
-        sliced_bound = (pages_b + 1) * 1.02 + 1  # issue 6: minimum x 1.02 + 1 per sliced stream
+        sliced_bound = (pages_b + 1) * 1.02 + 1  # target: minimum x 1.02 + 1 per sliced stream
         for who, run in (("connector", cb), (VARIANT_TAG, vb)):
             if run is None:
                 continue
@@ -602,7 +604,7 @@ class Bench:
         emu, _ = self.emulator({})
         try:
             total = sum(sizes.values())
-            incremental = [s for s in STREAMS if s != "card_account_users"]
+            incremental = [d.name for d in declarations() if d.incremental]
             earliest = min(r["updatedTime"] for s in incremental for r in emu.records(s))
             ours = self.connector("requests all streams incremental", emu, list(STREAMS), total, incremental=True)
             theirs = self.variant(

@@ -1,4 +1,4 @@
-"""source-bill built the airbyte-cdk concurrent way, for benchmarks/bench.py --cdk-concurrent (issue 6).
+"""source-bill built the airbyte-cdk concurrent way, for benchmarks/bench.py --cdk-concurrent.
 
     python benchmarks/cdk_concurrent_variant.py spec
     python benchmarks/cdk_concurrent_variant.py check --config CONFIG.json

@@ -28,20 +28,17 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import requests
 
-PATHS = {  # stream -> path under /v3 (as in source_bill/streams.py)
-    "recurring_bills": "recurringbills",
-    "chart_of_accounts": "classifications/chart-of-accounts",
-    "accounting_classes": "classifications/accounting-classes",
-    "departments": "classifications/departments",
-    "employees": "classifications/employees",
-    "items": "classifications/items",
-    "jobs": "classifications/jobs",
-    "locations": "classifications/locations",
-    "bank_accounts": "funding-accounts/banks",
-    "bank_account_users": "funding-accounts/banks/users",
-    "card_account_users": "funding-accounts/cards/users",
-}
-EXTRA = {"bank_account_users": {"currentUser": "false"}, "card_account_users": {"currentUser": "false"}}
+# stream -> (path under /v3, fixed query parameters): the connector's declarations (source_bill/declarations.py),
+# handed over by bench.py as a JSON file (--plan) so that this process never imports the connector and the CDK: its
+# CPU figure is the plain loop's alone. Run by hand without --plan, it reads them itself.
+Plan = Dict[str, Tuple[str, Dict[str, str]]]
+
+
+def plan_from_declarations() -> Plan:
+    from source_bill.declarations import declarations
+
+    return {d.name: (d.path, dict(d.extra_params)) for d in declarations()}
+
 
 _out_lock = threading.Lock()
 _loads: Callable[[bytes], Any] = json.loads
@@ -73,11 +70,12 @@ def login(base: str, config: Dict[str, str]) -> str:
     return str(json.loads(response.content)["sessionId"])
 
 
-def read_list(base: str, headers: Dict[str, str], stream: str, params: Dict[str, str], out: Any) -> int:
-    url = f"{base}/v3/{PATHS.get(stream, stream.replace('_', '-'))}"
+def read_list(base: str, headers: Dict[str, str], plan: Plan, stream: str, params: Dict[str, str], out: Any) -> int:
+    path, fixed = plan[stream]
+    url = f"{base}/v3/{path}"
     http = requests.Session()
     http.headers.update(headers)
-    query: Dict[str, str] = {"max": "100", **EXTRA.get(stream, {}), **params}
+    query: Dict[str, str] = {"max": "100", **fixed, **params}
     count = 0
     while True:
         response = http.get(url, params=query, timeout=60)
@@ -110,7 +108,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         default="json",
         help="json (the baseline) or orjson (a stricter yardstick: what the connector uses)",
     )
+    parser.add_argument("--plan", help="JSON file: {stream: [path under /v3, {fixed query parameters}]}")
     args = parser.parse_args(argv)
+    if args.plan:
+        with open(args.plan, encoding="utf-8") as handle:
+            plan: Plan = {name: (path, dict(params)) for name, (path, params) in json.load(handle).items()}
+    else:
+        plan = plan_from_declarations()
     if args.parser == "orjson":
         use_orjson()
 
@@ -136,10 +140,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     out = sys.stdout
     if args.threads <= 1:
-        total = sum(read_list(base, headers, stream, params, out) for stream, params in jobs)
+        total = sum(read_list(base, headers, plan, stream, params, out) for stream, params in jobs)
     else:
         with ThreadPoolExecutor(max_workers=args.threads) as pool:
-            total = sum(pool.map(lambda job: read_list(base, headers, job[0], job[1], out), jobs))
+            total = sum(pool.map(lambda job: read_list(base, headers, plan, job[0], job[1], out), jobs))
     out.flush()
     print(f"plain_reader: {total} records", file=sys.stderr)
     return 0

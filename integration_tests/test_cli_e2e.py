@@ -29,7 +29,9 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
+import tests_support
 from integration_tests.bill_emulator import PRIMARY_KEYS, STREAMS, BillEmulator, parse_instant_ms
+from tests_support import assert_records_equal, by_pk, cli_command, pk, write_json
 
 pytestmark = pytest.mark.slow
 
@@ -39,19 +41,16 @@ CONFIGURED_CATALOG = HERE / "configured_catalog.json"
 ABNORMAL_STATE = HERE / "abnormal_state.json"
 SAMPLE_STATE = HERE / "sample_state.json"
 CURSOR = "updatedTime"
-FULL_REFRESH_ONLY = {"card_account_users"}
-INCREMENTAL = [name for name in STREAMS if name not in FULL_REFRESH_ONLY]
+FULL_REFRESH_ONLY = set(tests_support.FULL_REFRESH_ONLY)
+INCREMENTAL = tests_support.INCREMENTAL_STREAMS
 TIMEOUT_S = 120
 
 Key = Any  # a record's primary key: its id, or a tuple for composite keys
 
 
 def _command() -> Tuple[List[str], Path]:
-    """The installed console script next to this interpreter, else ``python main.py`` from the repo root."""
-    script = Path(sys.executable).parent / "source-bill"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)], ROOT
-    return [sys.executable, str(ROOT / "main.py")], ROOT
+    """The installed console script (tests_support.cli_command), run from the repo root."""
+    return cli_command(), ROOT
 
 
 @dataclass
@@ -132,28 +131,6 @@ def ok(run: Run) -> Run:
     return run
 
 
-def write_json(path: Path, obj: Any) -> Path:
-    path.write_text(json.dumps(obj, indent=2))
-    return path
-
-
-def pk_of(stream: str, record: Dict[str, Any]) -> Key:
-    keys = PRIMARY_KEYS[stream]
-    return record[keys[0]] if len(keys) == 1 else tuple(record[k] for k in keys)
-
-
-def by_pk(stream: str, records: List[Dict[str, Any]], *, identical_twice_ok: bool = False) -> Dict[Key, Dict[str, Any]]:
-    """Records by primary key; a key read twice fails, unless `identical_twice_ok` and both copies are equal."""
-    out: Dict[Key, Dict[str, Any]] = {}
-    for record in records:
-        key = pk_of(stream, record)
-        if key in out:
-            assert identical_twice_ok, f"{stream}: record {key!r} read twice"
-            assert out[key] == record, f"{stream}: record {key!r} read twice, differently: {out[key]} / {record}"
-        out[key] = record
-    return out
-
-
 def ms(value: str) -> int:
     return int(parse_instant_ms(value))
 
@@ -165,18 +142,6 @@ def configured_catalog(full_refresh: bool = False) -> Dict[str, Any]:
             configured["sync_mode"] = "full_refresh"
             configured.pop("cursor_field", None)
     return catalog
-
-
-def assert_records_equal(stream: str, got: List[Dict[str, Any]], expected: List[Dict[str, Any]]) -> None:
-    got_by, expected_by = by_pk(stream, got), by_pk(stream, expected)
-    missing = set(expected_by) - set(got_by)
-    extra = set(got_by) - set(expected_by)
-    assert not missing and not extra, (
-        f"{stream}: {len(missing)} missing (e.g. {sorted(map(str, missing))[:3]}), "
-        f"{len(extra)} unexpected (e.g. {sorted(map(str, extra))[:3]})"
-    )
-    for key, record in expected_by.items():
-        assert got_by[key] == record, f"{stream} {key!r}: read {got_by[key]} but BILL has {record}"
 
 
 # --- fixtures -----------------------------------------------------------------------------------------
@@ -373,7 +338,7 @@ def test_incremental_second_read_returns_exactly_the_changed_and_new_records(tmp
         for stream in INCREMENTAL:
             saved = ms(_cursor(states[stream]))
             for record in after[stream]:
-                if pk_of(stream, record) in changed[stream]:
+                if pk(stream, record) in changed[stream]:
                     assert ms(record[CURSOR]) > saved, f"{stream}: an edit must move updatedTime past the cursor"
 
         # 3. second sync with the platform's state: the last STATE message of each stream, as a list

@@ -7,34 +7,21 @@ import threading
 from typing import Any, Dict, List
 
 import pytest
-from airbyte_cdk.models import SyncMode
-from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
 
 from integration_tests.bill_emulator import STREAMS, BillEmulator
 from source_bill import SourceBill
 from source_bill.auth import BillSessionAuthenticator
 from source_bill.client import RequestLimiter
+from tests_support import FakeClock, catalog, ids
 
 FAST = {"sleep": lambda seconds: None}
 
 
-def full_catalog(names: List[str]) -> Any:
-    builder = CatalogBuilder()
-    for name in names:
-        builder.with_stream(name, SyncMode.full_refresh)
-    return builder.build()
+full_catalog = catalog  # full refresh unless told otherwise
 
 
-def ids(output: Any) -> Dict[str, List[Any]]:
-    seen: Dict[str, List[Any]] = {}
-    for message in output.records:
-        data = message.record.data
-        key = data.get("id") or (data.get("cardAccountId"), data.get("userId"))
-        seen.setdefault(message.record.stream, []).append(key)
-    return seen
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", [1, 2, 3])
 def test_given_faults_and_expiring_sessions_when_all_streams_read_then_never_more_than_the_limit_in_flight(
     limit: int,
@@ -62,6 +49,7 @@ def test_given_faults_and_expiring_sessions_when_all_streams_read_then_never_mor
             assert sorted(got.get(stream, []), key=str) == sorted(expected, key=str), stream
 
 
+@pytest.mark.slow
 def test_given_max_concurrent_requests_1_when_read_then_streams_run_one_after_another() -> None:
     with BillEmulator(seed=1) as emu:
         emu.settings.latency_s = 0.005
@@ -98,6 +86,7 @@ def test_given_three_workers_with_the_same_expired_session_when_they_renew_then_
     assert auth.session_id() == "session-2"
 
 
+@pytest.mark.slow
 def test_given_sessions_expiring_under_parallel_streams_when_read_then_logins_stay_few() -> None:
     with BillEmulator(seed=2) as emu:
         emu.settings.latency_s = 0.01
@@ -107,19 +96,6 @@ def test_given_sessions_expiring_under_parallel_streams_when_read_then_logins_st
         requests = emu.stats.total_requests
         # one login per ten requests at most, plus a few from workers racing at an expiry: never one per request
         assert emu.stats.login_count <= requests // 10 + 4
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: List[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def test_given_small_hourly_budget_when_many_requests_then_paced_over_the_window() -> None:

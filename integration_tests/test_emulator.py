@@ -15,20 +15,13 @@ import pytest
 import requests
 
 from integration_tests.bill_emulator import DEFAULT_CREDENTIALS, STREAMS, BillEmulator, parse_instant_ms
+from tests_support import FakeClock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the emulator's own tests: not in the fast tier (scripts/test.sh --all runs them)
+pytestmark = pytest.mark.emulator
+
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00$")
-
-
-class FakeClock:
-    def __init__(self, start: float | None = None):
-        self.now = start if start is not None else time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def login_body(**overrides):
@@ -193,7 +186,7 @@ def test_expire_sessions_then_relogin(emu, client):
 
 
 def test_idle_timeout_is_sliding():
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     with BillEmulator(seed=2, clock=clock) as emu:
         c = Client(emu)
         c.login()
@@ -555,7 +548,7 @@ def test_max_concurrent(emu, status):
 
 
 def test_hourly_limit_moving_window():
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     with BillEmulator(seed=2, clock=clock) as emu:
         emu.settings.hourly_limit = 5
         emu.settings.retry_after = 60

@@ -183,6 +183,7 @@ def _hadolint() -> Optional[str]:
 # --------------------------------------------------------------------------- fast checks
 
 
+@pytest.mark.slow
 def test_hadolint_is_clean() -> None:
     binary = _hadolint()
     if binary is None:

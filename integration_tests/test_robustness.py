@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,79 +20,27 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
-from airbyte_cdk.models import AirbyteStateMessage, SyncMode
-from airbyte_cdk.test.catalog_builder import CatalogBuilder
-from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.state_builder import StateBuilder
 
-from integration_tests.bill_emulator import FAULT_KINDS, PRIMARY_KEYS, STREAMS, BillEmulator, parse_instant_ms
-from source_bill import SourceBill
+from integration_tests.bill_emulator import FAULT_KINDS, STREAMS, BillEmulator, parse_instant_ms
+from tests_support import (
+    assert_exact,
+    assert_latest,
+    by_stream,
+    catalog,
+    configured_catalog_json,
+    fast_source,
+    state_dict,
+    stream_states,
+)
+from tests_support import cli_command as source_bill_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = SyncMode.full_refresh
 INCREMENTAL = SyncMode.incremental
 PAGE = 100
-
-
-# --- helpers ----------------------------------------------------------------------------------------------
-def fast_source() -> SourceBill:
-    return SourceBill(sleep=lambda seconds: None)  # backoff waits cost nothing
-
-
-def catalog(names: List[str], mode: SyncMode = FULL) -> Any:
-    builder = CatalogBuilder()
-    for name in names:
-        builder.with_stream(name, mode)
-    return builder.build()
-
-
-def pk(stream: str, record: Dict[str, Any]) -> Any:
-    keys = PRIMARY_KEYS[stream]
-    return record[keys[0]] if len(keys) == 1 else tuple(record[k] for k in keys)
-
-
-def by_stream(output: EntrypointOutput) -> Dict[str, List[Dict[str, Any]]]:
-    out: Dict[str, List[Dict[str, Any]]] = {}
-    for message in output.records:
-        out.setdefault(message.record.stream, []).append(message.record.data)
-    return out
-
-
-def stream_states(output: EntrypointOutput, stream: str) -> List[AirbyteStateMessage]:
-    return [m.state for m in output.state_messages if m.state.stream.stream_descriptor.name == stream]
-
-
-def state_dict(message: AirbyteStateMessage) -> Dict[str, Any]:
-    return dict(message.stream.stream_state.__dict__)
-
-
-def assert_exact(emu: BillEmulator, got: Dict[str, List[Dict[str, Any]]], streams: List[str]) -> None:
-    """Every stream's records equal the emulator's: no record missing, none twice, every field the same."""
-    for stream in streams:
-        records = got.get(stream, [])
-        keys = Counter(pk(stream, r) for r in records)
-        duplicates = [k for k, n in keys.items() if n > 1]
-        assert not duplicates, f"{stream}: {len(duplicates)} records emitted more than once, e.g. {duplicates[:3]}"
-        expected = {pk(stream, r): r for r in emu.records(stream)}
-        missing = set(expected) - set(keys)
-        extra = set(keys) - set(expected)
-        assert not missing, f"{stream}: {len(missing)} of {len(expected)} missing, e.g. {sorted(missing, key=str)[:3]}"
-        assert not extra, f"{stream}: records the emulator does not have: {sorted(extra, key=str)[:3]}"
-        for record in records:
-            assert record == expected[pk(stream, record)], f"{stream}: record {pk(stream, record)} differs"
-
-
-def assert_latest(emu: BillEmulator, stream: str, runs: List[List[Dict[str, Any]]]) -> None:
-    """Across the runs, in order, the last version seen of every record is the emulator's current one."""
-    last: Dict[Any, Dict[str, Any]] = {}
-    for records in runs:
-        for record in records:
-            last[pk(stream, record)] = record
-    expected = {pk(stream, r): r for r in emu.records(stream)}
-    missing = set(expected) - set(last)
-    assert not missing, f"{stream}: {len(missing)} records never arrived, e.g. {sorted(missing)[:3]}"
-    stale = [k for k, r in expected.items() if last[k] != r]
-    assert not stale, f"{stream}: the last version seen of {len(stale)} records is not the latest, e.g. {stale[:3]}"
 
 
 # --- 1. chaos -----------------------------------------------------------------------------------------------
@@ -106,6 +52,7 @@ CHAOS_SIZES = {"vendors": 1500, "bills": 2500, "invoices": 1500, "customers": 10
     [(11, 3), (12, 3), (13, 3), (14, 3), (15, 1)],
     ids=["seed11", "seed12", "seed13", "seed14", "seed15-one-at-a-time"],
 )
+@pytest.mark.slow
 def test_given_15_percent_faults_when_every_stream_is_read_then_data_is_exact(
     seed: int, max_concurrent_requests: int
 ) -> None:
@@ -140,39 +87,6 @@ def test_given_15_percent_faults_when_every_stream_is_read_then_data_is_exact(
 
 
 # --- 2. interruption (CLI, SIGKILL) ------------------------------------------------------------------------
-def source_bill_cli() -> List[str]:
-    exe = Path(sys.executable).with_name("source-bill")
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("source-bill")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from source_bill.run import run; run()"]
-
-
-def configured_catalog_json(names: List[str], mode: str) -> Dict[str, Any]:
-    streams = []
-    for name in names:
-        incremental = mode == "incremental"
-        streams.append(
-            {
-                "stream": {
-                    "name": name,
-                    "json_schema": {},
-                    "supported_sync_modes": ["full_refresh", "incremental"],
-                    "source_defined_cursor": True,
-                    "default_cursor_field": ["updatedTime"],
-                    "source_defined_primary_key": [["id"]],
-                },
-                "sync_mode": mode,
-                "destination_sync_mode": "append_dedup" if incremental else "overwrite",
-                "cursor_field": ["updatedTime"] if incremental else [],
-                "primary_key": [["id"]],
-            }
-        )
-    return {"streams": streams}
-
-
 def parse_lines(text: str) -> List[Dict[str, Any]]:
     messages = []
     for line in text.splitlines():
@@ -185,6 +99,7 @@ def parse_lines(text: str) -> List[Dict[str, Any]]:
     return messages
 
 
+@pytest.mark.slow
 def test_given_cli_read_killed_mid_sync_when_resumed_from_last_states_then_nothing_missing_and_not_reread(
     tmp_path: Path,
 ) -> None:
@@ -350,6 +265,7 @@ def test_given_records_edited_mid_sync_with_offset_tokens_when_full_refresh_then
             assert expected[rid] in got, f"the edited vendor {rid} never arrived in its latest version"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [INCREMENTAL, FULL], ids=["incremental-then-incremental", "full-refresh"])
 def test_given_records_edited_twice_during_one_pass_when_synced_then_rows_shifted_by_the_first_edit_arrive(
     mode: SyncMode,
@@ -388,6 +304,7 @@ def test_given_records_edited_twice_during_one_pass_when_synced_then_rows_shifte
         assert_latest(emu, "vendors", runs)
 
 
+@pytest.mark.slow
 def test_given_rows_shifted_before_a_kill_when_the_same_records_change_again_after_resume_then_none_lost() -> None:
     """Killed run: before page 3, 3 records of page 1 are edited (rows 200-202 slide into page 2, already served);
     killed after the STATE of page 3. More than a second later the sync resumes from that STATE (with its
@@ -477,6 +394,7 @@ def test_given_300_records_with_one_updated_time_across_pages_when_synced_and_re
 
 
 # --- 5. session expiry -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_given_sessions_dying_every_3_requests_when_all_streams_read_then_exact_and_one_login_per_session() -> None:
     """Each session serves exactly 3 requests. Breaks if an expired session is not renewed and the request
     replayed (missing records, failed sync), or if workers racing at an expiry log in once each / the
@@ -497,6 +415,7 @@ def test_given_sessions_dying_every_3_requests_when_all_streams_read_then_exact_
         assert stats.login_count >= -(-served // 3)
 
 
+@pytest.mark.slow
 def test_given_three_streams_in_flight_when_all_sessions_expire_at_once_then_one_login() -> None:
     """Three streams read side by side; every session is dropped at one moment. The three workers all get
     BDC_1109 for the same session id. Breaks if each worker logs in on its own (3 logins) or if a worker
@@ -685,6 +604,7 @@ def _assert_no_bare_traceback(result: subprocess.CompletedProcess) -> None:
     assert "Traceback (most recent call last)" not in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BAD_INPUT_NAMES)
 def test_given_bad_input_when_cli_runs_then_actionable_protocol_answer(
     name: str, bad_input_results: Dict[str, Tuple[Case, subprocess.CompletedProcess]]

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, List, Tuple
 from urllib.parse import quote
 
+import pytest
+
 from integration_tests.bill_emulator import BillEmulator
+from tests_support import cli_command, configured_catalog_json
+
+pytestmark = pytest.mark.slow  # runs the CLI
 
 SECRET_CREDENTIALS = {
     "username": "robot-sync@example.com",
@@ -32,32 +35,11 @@ WRONG_DEV_KEY = "DK-Wrong-Ocelot-88123"
 STREAMS = ["vendors", "bills", "invoices", "users", "card_account_users"]
 
 
-def cli() -> List[str]:
-    exe = Path(sys.executable).with_name("source-bill")
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("source-bill")
-    return [found] if found else [sys.executable, "-c", "from source_bill.run import run; run()"]
-
-
-def catalog_json(names: List[str]) -> Dict[str, Any]:
-    return {
-        "streams": [
-            {
-                "stream": {"name": n, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"]},
-                "sync_mode": "full_refresh",
-                "destination_sync_mode": "overwrite",
-            }
-            for n in names
-        ]
-    }
-
-
 def run(args: List[str], directory: Path) -> Tuple[List[str], int, str]:
     import subprocess
 
     try:
-        proc = subprocess.run([*cli(), *args], capture_output=True, text=True, timeout=90, cwd=directory)
+        proc = subprocess.run([*cli_command(), *args], capture_output=True, text=True, timeout=90, cwd=directory)
         return args, proc.returncode, proc.stdout + "\n" + proc.stderr
     except subprocess.TimeoutExpired as exc:
         return args, -999, f"{exc.stdout or ''}\n{exc.stderr or ''}"
@@ -97,7 +79,7 @@ def test_given_debug_runs_and_expiring_sessions_when_output_searched_then_no_pas
         }
         for name, config in files.items():
             (tmp_path / f"{name}.json").write_text(json.dumps(config))
-        (tmp_path / "catalog.json").write_text(json.dumps(catalog_json(STREAMS)))
+        (tmp_path / "catalog.json").write_text(json.dumps(configured_catalog_json(STREAMS)))
 
         def cfg(name: str) -> List[str]:
             return ["--config", str(tmp_path / f"{name}.json")]

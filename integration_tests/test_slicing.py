@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import read
 
 from integration_tests.bill_emulator import BillEmulator, format_ms, parse_instant_ms
-from integration_tests.test_robustness import assert_latest, by_stream, catalog, fast_source, state_dict, stream_states
+from tests_support import assert_latest, by_stream, catalog, fast_source, state_dict, stream_states
 
 INCREMENTAL = SyncMode.incremental
 
@@ -28,6 +29,7 @@ def _edit_before_request(emu: BillEmulator, stream: str, request: int, ids: List
     return edited
 
 
+@pytest.mark.slow
 def test_given_one_large_stream_when_read_then_three_pages_in_flight_every_record_once_and_few_extra_requests() -> None:
     with BillEmulator(seed=5, sizes={"vendors": 9000}) as emu:
         emu.settings.latency_s = 0.02
@@ -54,6 +56,7 @@ def test_given_one_request_slot_when_large_stream_read_then_not_sliced() -> None
         assert not output.is_in_logs("slices of updatedTime")
 
 
+@pytest.mark.slow
 def test_given_bill_answering_faster_than_the_connector_uses_pages_when_large_stream_read_then_not_sliced() -> None:
     """With no latency the connector's CPU bounds the read: slices would only add CPU (and measured slower)."""
     with BillEmulator(seed=5, sizes={"vendors": 9000}) as emu:
@@ -71,6 +74,7 @@ def test_given_bill_answering_faster_than_the_connector_uses_pages_when_large_st
         assert emu.stats.max_in_flight == 3
 
 
+@pytest.mark.slow
 def test_given_records_edited_while_slices_are_read_when_two_incremental_syncs_then_latest_versions_arrive() -> None:
     """Edits of rows already read in the first and middle slices shift rows inside those closed slices; the
     edited rows show up only in the open-ended last slice. Breaks if slices only check their own edits."""
@@ -126,6 +130,7 @@ def _replay_until(output: Any, stream: str, nth_state: int) -> List[Dict[str, An
     return emitted
 
 
+@pytest.mark.slow
 def test_given_sliced_read_interrupted_when_resumed_then_ranges_the_slices_had_read_are_not_read_again() -> None:
     """Mid-read states name, besides the cursor, the updatedTime ranges the other slices had read in full. A resume
     re-emits nothing inside them: the only records emitted twice sit exactly at a range's end (gte, for ties)."""
@@ -174,6 +179,7 @@ def _layout_for_a_short_open_slice(emu: BillEmulator) -> List[str]:
     return ids
 
 
+@pytest.mark.slow
 def test_given_rows_shifted_in_ranges_a_mid_read_state_keeps_when_resumed_then_latest_versions_arrive() -> None:
     """Rows already read in the first two slices are edited while the slices run: rows behind them shift, and the
     next page of those slices skips some. The short open slice shows the edited rows and finishes, and the states

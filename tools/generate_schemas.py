@@ -32,38 +32,23 @@ from typing import Any
 JsonSchema = dict[str, Any]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere: the connector's package is in the repo
+    sys.path.insert(0, str(REPO_ROOT))
+
+from source_bill.declarations import declarations  # noqa: E402
+
 DEFAULT_FIELDS = Path(__file__).resolve().parent / "bill-api-fields.json"
 DEFAULT_OUT = REPO_ROOT / "source_bill" / "schemas"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
-# The connector's streams; each name is also the object's key in the fields file.
-STREAMS: tuple[str, ...] = (
-    "vendors",
-    "customers",
-    "bills",
-    "invoices",
-    "payments",
-    "receivable_payments",
-    "credit_memos",
-    "vendor_credits",
-    "recurring_bills",
-    "recurring_invoices",
-    "chart_of_accounts",
-    "accounting_classes",
-    "departments",
-    "employees",
-    "items",
-    "jobs",
-    "locations",
-    "users",
-    "roles",
-    "bank_accounts",
-    "bank_account_users",
-    "card_account_users",
-)
+# The connector's streams (source_bill/declarations.py); each name is also the object's key in the fields file.
+STREAMS: tuple[str, ...] = tuple(d.name for d in declarations())
 
-# card_account_users is keyed by [cardAccountId, userId] and has no cursor.
-STREAMS_WITHOUT_ID = frozenset({"card_account_users"})
+# Streams that are not keyed by `id` and ordered by `updatedTime` (card_account_users: [cardAccountId, userId],
+# no cursor) get neither field added.
+STREAMS_WITHOUT_ID = frozenset(
+    d.name for d in declarations() if d.primary_key != ("id",) or d.cursor_field != "updatedTime"
+)
 
 
 def _field(json_type: str, description: str | None = None, string_format: str | None = None) -> JsonSchema:
@@ -81,8 +66,8 @@ ID_AND_CURSOR: dict[str, JsonSchema] = {
     "updatedTime": _field("string", string_format="date-time"),
 }
 
-# Fields BILL documents as newer than the Postman copy the field lists come from
-# (bill-api.md section 5, end). Added when missing; must agree when present.
+# Fields BILL's API reference documents as newer than the Postman copy the field lists come from.
+# Added when missing; must agree when present.
 NEWER_FIELDS: dict[str, dict[str, JsonSchema]] = {
     "bills": {
         "purchaseOrderNumber": _field("string"),

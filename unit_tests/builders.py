@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, SyncMode
-from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.mock_http import HttpRequest, HttpResponse
 
+import tests_support
 from source_bill import SourceBill
 
 BASE = "https://gateway.stage.bill.com/connect"
@@ -109,7 +109,4 @@ def records(start: int, count: int, updated: str = "2024-01-01T00:00:00.000+00:0
 
 
 def catalog(*names: str, mode: SyncMode = SyncMode.full_refresh) -> ConfiguredAirbyteCatalog:
-    builder = CatalogBuilder()
-    for name in names:
-        builder.with_stream(name, mode)
-    return builder.build()
+    return tests_support.catalog(names, mode)

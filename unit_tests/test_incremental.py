@@ -179,16 +179,23 @@ def test_given_record_edited_mid_pass_when_incremental_then_catch_up_pass_from_t
     assert output.is_in_logs("catch-up pass 1")
 
 
-def test_given_edit_after_the_last_page_was_served_when_incremental_then_no_catch_up(
+def test_given_edit_seen_on_the_only_page_when_incremental_then_no_catch_up(
     http_mocker: HttpMocker,
 ) -> None:
+    """A record stamped after the page's Date is an edit made during the pass, but with one page there is no
+    page boundary for it to have shifted rows across: nothing is read again."""
     rows = [record(i, "2024-01-01T00:00:00.000+00:00") for i in range(3)]
+    edited = record(3, "2024-10-01T00:00:00.500+00:00", name="edited during the pass")
     http_mocker.post(login_request(), login_response())
-    http_mocker.get(list_request("vendors"), page_response(rows, date="Tue, 01 Oct 2024 00:00:00 GMT"))
+    http_mocker.get(list_request("vendors"), page_response([*rows, edited], date="Tue, 01 Oct 2024 00:00:00 GMT"))
 
     output = read(source(), config(), catalog("vendors", mode=INCREMENTAL))
 
-    assert len(output.records) == 3  # HttpMocker fails the test on any unexpected request
+    assert len(output.records) == 4
+    assert not output.errors
+    assert not output.is_in_logs("catch-up")
+    assert states(output)[-1] == {"updatedTime": "2024-10-01T00:00:00.500Z"}
+    # and the http_mocker fixture fails the test on any request beyond the login and the one page
 
 
 @pytest.mark.parametrize("cursor", ["not a date", "2024-99-99", 12345])

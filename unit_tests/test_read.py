@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.mock_http import HttpMocker
 
+from tests_support import ExactHttpMocker
 from unit_tests.builders import (
     catalog,
     config,
@@ -32,33 +34,17 @@ def test_given_three_pages_when_read_full_refresh_then_every_record_once_in_orde
     assert not output.errors
 
 
-def _end_form_test(end_value: object) -> None:
-    with HttpMocker() as http_mocker:
-        http_mocker.post(login_request(), login_response())
-        http_mocker.get(list_request("customers"), page_response(records(0, 100), "tok-1"))
-        if end_value == "absent":
-            last = page_response(records(100, 5))
-        else:
-            last = page_response(records(100, 5), end_value)
-        http_mocker.get(list_request("customers", page="tok-1"), last)
+@pytest.mark.parametrize("end_value", ["absent", None, ""], ids=["key-absent", "null", "empty-string"])
+def test_given_last_page_in_each_end_form_when_read_then_stops(http_mocker: HttpMocker, end_value: object) -> None:
+    http_mocker.post(login_request(), login_response())
+    http_mocker.get(list_request("customers"), page_response(records(0, 100), "tok-1"))
+    last = page_response(records(100, 5)) if end_value == "absent" else page_response(records(100, 5), end_value)
+    http_mocker.get(list_request("customers", page="tok-1"), last)
 
-        output = read(source(), config(), catalog("customers"))
-        http_mocker._validate_all_matchers_called()
+    output = read(source(), config(), catalog("customers"))
 
     assert len(output.records) == 105
     assert not output.errors
-
-
-def test_given_last_page_without_next_page_key_when_read_then_stops() -> None:
-    _end_form_test("absent")
-
-
-def test_given_last_page_with_null_next_page_when_read_then_stops() -> None:
-    _end_form_test(None)
-
-
-def test_given_last_page_with_empty_next_page_when_read_then_stops() -> None:
-    _end_form_test("")
 
 
 def test_given_empty_page_with_next_page_when_read_then_follows_it(http_mocker: HttpMocker) -> None:
@@ -144,11 +130,14 @@ def test_given_classification_stream_when_read_then_uses_classifications_path(ht
     assert len(output.records) == 2
 
 
-def test_given_two_streams_when_read_then_one_login_serves_both(http_mocker: HttpMocker) -> None:
-    http_mocker.post(login_request(), login_response())  # HttpMocker fails if called more than once
+def test_given_two_streams_when_read_then_one_login_serves_both(http_mocker: ExactHttpMocker) -> None:
+    login = login_request()
+    http_mocker.post(login, login_response())
     http_mocker.get(list_request("roles"), page_response(records(0, 1)))
     http_mocker.get(list_request("users"), page_response(records(1, 1)))
 
     output = read(source(), config(), catalog("roles", "users", mode=SyncMode.full_refresh))
 
     assert len(output.records) == 2
+    assert not output.errors
+    assert http_mocker.calls(login) == 1  # the fixture also fails any registered request not sent exactly once

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -13,9 +12,7 @@ from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, _run_command, 
 from airbyte_cdk.test.mock_http import HttpMocker
 
 from source_bill import SourceBill
-from source_bill.client import BillClient
-from source_bill.config import BillConfig
-from source_bill.streams import STREAM_CLASSES
+from source_bill.declarations import declaration, declarations
 from unit_tests.builders import (
     BASE,
     config,
@@ -209,8 +206,14 @@ def test_when_discover_then_every_contract_stream_with_keys_modes_and_cursor() -
         assert stream.json_schema["properties"]
 
 
-def test_stream_paths_match_the_contract() -> None:
-    cfg = BillConfig.from_mapping(config())
-    client = BillClient(cfg, logging.getLogger("test"))
-    paths = {cls(client, cfg).name: cls(client, cfg).path() for cls in STREAM_CLASSES}
-    assert paths == CONTRACT_STREAMS
+def test_given_the_stream_declarations_then_names_and_paths_match_the_contract() -> None:
+    # CONTRACT_STREAMS is the public contract written out on purpose: the declarations must agree with it
+    assert {d.name: d.path for d in declarations()} == CONTRACT_STREAMS
+    keys = {d.name: d.primary_key for d in declarations() if d.primary_key != ("id",)}
+    assert keys == {"card_account_users": ("cardAccountId", "userId")}
+    assert [d.name for d in declarations() if d.cursor_field != "updatedTime"] == ["card_account_users"]
+    assert declaration("card_account_users").cursor_field is None
+    assert {d.name: dict(d.extra_params) for d in declarations() if d.extra_params} == {
+        "bank_account_users": {"currentUser": "false"},
+        "card_account_users": {"currentUser": "false"},
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from source_bill.declarations import declarations
+
 DEFAULT_CREDENTIALS = {
     "username": "emulator@example.com",
     "password": "emulator-password",
@@ -12,38 +14,15 @@ DEFAULT_CREDENTIALS = {
     "dev_key": "emulator-dev-key",
 }
 
-STREAMS = {
-    "vendors": "/v3/vendors",
-    "customers": "/v3/customers",
-    "bills": "/v3/bills",
-    "invoices": "/v3/invoices",
-    "payments": "/v3/payments",
-    "receivable_payments": "/v3/receivable-payments",
-    "credit_memos": "/v3/credit-memos",
-    "vendor_credits": "/v3/vendor-credits",
-    "recurring_bills": "/v3/recurringbills",
-    "recurring_invoices": "/v3/recurring-invoices",
-    "chart_of_accounts": "/v3/classifications/chart-of-accounts",
-    "accounting_classes": "/v3/classifications/accounting-classes",
-    "departments": "/v3/classifications/departments",
-    "employees": "/v3/classifications/employees",
-    "items": "/v3/classifications/items",
-    "jobs": "/v3/classifications/jobs",
-    "locations": "/v3/classifications/locations",
-    "users": "/v3/users",
-    "roles": "/v3/roles",
-    "bank_accounts": "/v3/funding-accounts/banks",
-    "bank_account_users": "/v3/funding-accounts/banks/users",
-    "card_account_users": "/v3/funding-accounts/cards/users",
-}
+# The streams, their paths and keys: the connector's declarations (source_bill/declarations.py), the one list.
+STREAMS = {d.name: f"/v3/{d.path}" for d in declarations()}
 
 PATH_TO_STREAM = {path: name for name, path in STREAMS.items()}
 
-PRIMARY_KEYS = {name: ("id",) for name in STREAMS}
-PRIMARY_KEYS["card_account_users"] = ("cardAccountId", "userId")
+PRIMARY_KEYS = {d.name: d.primary_key for d in declarations()}
 
-# Streams without createdTime/updatedTime.
-NO_TIMESTAMPS = {"card_account_users"}
+# Streams without createdTime/updatedTime: those the connector reads without a cursor.
+NO_TIMESTAMPS = {d.name for d in declarations() if not d.incremental}
 
 ID_PREFIXES = {
     "vendors": "009",
