@@ -364,10 +364,11 @@ class SpendBudgetMembers(SpendStream):
     """Members of each budget (rows get their budgetId): https://developer.bill.com/reference/listbudgetmembers"""
 
     primary_key = ["budgetId", "userId"]
+    object_path = "budgets/{budgetId}/members"
 
     def pages(self, incremental: bool) -> Iterator[Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]]:
         for budget in self._context.budgets():
-            for records in self._context.pages(f"budgets/{budget['id']}/members", {}):
+            for records in self._context.pages(self.path().format(budgetId=budget["id"]), {}):
                 yield [{**record, "budgetId": budget["id"]} for record in records], None
 
 
@@ -375,9 +376,11 @@ class SpendCustomFieldValues(SpendStream):
     """Values of each custom field (rows get their customFieldId):
     https://developer.bill.com/reference/listcustomfieldvalues"""
 
+    object_path = "custom-fields/{customFieldId}/values"
+
     def pages(self, incremental: bool) -> Iterator[Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]]:
         for custom_field in self._context.listed("custom-fields"):
-            path = f"custom-fields/{custom_field['id']}/values"
+            path = self.path().format(customFieldId=custom_field["id"])
             for records in self._context.pages(path, {}):
                 yield [{**record, "customFieldId": custom_field["id"]} for record in records], None
 

@@ -4,6 +4,7 @@
     emu.spend.records("transactions")     # deep copy of a list as S&E holds it (budgets: the hidden ones too)
     emu.spend.edit("transactions", tid)   # updatedTime = now (the row leaves every past updatedTime window)
     emu.spend.delete("cards", cid)        # hard delete: the row vanishes
+    emu.spend.set_updated_time("transactions", tid, iso)
     emu.spend.add_transactions(n, iso)    # n transactions with one updatedTime (dense milliseconds)
     emu.spend.before_serve(cb)            # cb(spend, kind, index) before each list page is served
     emu.spend.settings.per_minute / retry_after / hidden_budgets
@@ -32,7 +33,7 @@ from typing import Any, Callable
 from .filters import format_ms, parse_instant_ms, split_outside_quotes
 
 DEFAULT_SPEND_TOKEN = "emulator-spend-api-token-4f9a1c"
-SPEND_SIZES = {"users": 12, "budgets": 8, "cards": 30, "transactions": 600, "reimbursements": 40, "custom_fields": 3}
+SPEND_SIZES = {"users": 12, "budgets": 8, "cards": 30, "transactions": 400, "reimbursements": 40, "custom_fields": 3}
 LISTS = ("transactions", "cards", "budgets", "users", "reimbursements", "custom-fields")
 TRANSACTION_FILTERS = ("updatedTime", "authorizedTime", "occurredTime")
 TRANSACTION_SORTS = ("amount", "merchantName", "occurredTime")
@@ -228,6 +229,11 @@ class SpendEmulator:
                 row["updatedTime"] = format_ms(self._now())
             self._data[kind][i] = row
             return dict(row)
+
+    def set_updated_time(self, kind: str, row_id: str, iso: str) -> None:
+        with self._lock:
+            i = self._find(kind, row_id)
+            self._data[kind][i] = {**self._data[kind][i], "updatedTime": format_ms(parse_instant_ms(iso))}
 
     def delete(self, kind: str, row_id: str) -> None:
         with self._lock:
