@@ -192,6 +192,21 @@ def test_given_a_token_when_every_spend_stream_is_read_then_each_equals_what_s_a
     assert spend.rejected_429 == 0
 
 
+def test_given_a_card_whose_budget_was_deleted_when_budgets_are_read_then_the_rest_are_complete(
+    emu: BillEmulator, time: FakeTime
+) -> None:
+    hidden = emu.spend.hidden_budget_ids()
+    emu.spend.settings.hidden_budgets = 1  # the list still omits one budget, and the other is gone for good
+    emu.spend.delete("budgets", hidden[0])
+    output = read(source(time), emu.config(spend_api_token=emu.spend.token), catalog(["spend_budgets"]))
+    assert not output.errors
+    assert sorted(b["id"] for b in records(output, "spend_budgets")) == sorted(
+        b["id"] for b in emu.spend.records("budgets")
+    )
+    assert hidden[0] not in {b["id"] for b in records(output, "spend_budgets")}
+    assert hidden[1] in {b["id"] for b in records(output, "spend_budgets")}
+
+
 def test_given_a_hard_delete_when_read_again_then_the_row_is_gone(emu: BillEmulator, time: FakeTime) -> None:
     config = emu.config(spend_api_token=emu.spend.token)
     first = records(read(source(time), config, catalog(["spend_cards"])), "spend_cards")
