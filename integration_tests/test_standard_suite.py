@@ -79,6 +79,7 @@ def test_acceptance_config_lists_both_configs_and_reads_without_a_catalog() -> N
     assert connection == {
         "integration_tests/sample_config.json": "succeed",
         "integration_tests/invalid_config.json": "failed",
+        "integration_tests/sample_spend_config.json": "succeed",
     }
     for entry in tests["basic_read"]["tests"]:
         # CDK 7.39: with the same config under `spec`, a catalog here makes `spec` get --catalog and exit 2.

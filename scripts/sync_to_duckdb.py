@@ -4,7 +4,8 @@
     python scripts/sync_to_duckdb.py                       # no credentials -> bundled BILL emulator
     python scripts/sync_to_duckdb.py --config secrets/config.json
     BILL_USERNAME=... BILL_PASSWORD=... BILL_ORGANIZATION_ID=... BILL_DEV_KEY=... \\
-        [BILL_ENVIRONMENT=sandbox] [BILL_START_DATE=2024-01-01T00:00:00Z] python scripts/sync_to_duckdb.py
+        [BILL_ENVIRONMENT=sandbox] [BILL_START_DATE=2024-01-01T00:00:00Z] [BILL_SPEND_API_TOKEN=...] \\
+        python scripts/sync_to_duckdb.py
 
 Options: --duckdb PATH (default ./.cache/bill/bill.duckdb), --json-summary FILE, --full-refresh,
 --emulator (force the emulator even if credentials are set), --emulator-seed N.
@@ -13,7 +14,9 @@ Run it again and it syncs incrementally: PyAirbyte keeps each stream's state in 
 (table _airbyte_state) and hands it back to the connector. `scripts/sync.sh` wraps this script
 with the virtualenv setup.
 
-Secrets (password, dev_key) are never printed.
+With BILL_SPEND_API_TOKEN (also with the emulator) the Spend & Expense streams are synced too.
+
+Secrets (password, dev_key, spend_api_token) are never printed.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ ENV_KEYS = {  # env var -> config key
     "BILL_ENVIRONMENT": "environment",
     "BILL_START_DATE": "start_date",
     "BILL_BASE_URL": "base_url",
+    "BILL_SPEND_API_TOKEN": "spend_api_token",  # optional: also sync the spend_* streams
 }
 REQUIRED_ENV = ("BILL_USERNAME", "BILL_PASSWORD", "BILL_ORGANIZATION_ID", "BILL_DEV_KEY")
-SECRET_KEYS = {"password", "dev_key"}
+SECRET_KEYS = {"password", "dev_key", "spend_api_token"}
 
 
 def say(msg: str = "") -> None:
@@ -168,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         clock = EmulatorClock(db_path, args.emulator_seed)
         emulator = BillEmulator(seed=args.emulator_seed, host="127.0.0.1", port=0, clock=clock).start()
         cfg = emulator.config()
+        if os.environ.get("BILL_SPEND_API_TOKEN"):  # Spend & Expense too: the emulator takes the given token
+            emulator.spend.token = cfg["spend_api_token"] = os.environ["BILL_SPEND_API_TOKEN"]
         origin = "bundled BILL emulator"
         say("=" * 78)
         say(

@@ -8,11 +8,12 @@ import threading
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import Any, Callable, Deque, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, List, Mapping, Optional, Tuple
 
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 
 from . import errors
 from .auth import BillSessionAuthenticator
@@ -74,6 +75,10 @@ class RequestLimiter:
     def release(self) -> None:
         self._slots.release()
 
+    def acquire_slot(self) -> None:
+        """A place among the requests in flight, not counted in the hourly budget (another API's requests)."""
+        self._slots.acquire()
+
     def _take_budget(self) -> None:
         while True:
             with self._lock:
@@ -112,6 +117,26 @@ class LimitedAdapter(HTTPAdapter):
             self._limiter.release()
 
 
+class Route:
+    """A session with its own credential and limiter for the URLs under ``prefix``, and how to read its errors."""
+
+    def __init__(
+        self,
+        prefix: str,
+        auth: AuthBase,
+        limiter: Any,
+        classify: Callable[..., Rule],
+        pool_size: int,
+    ) -> None:
+        self.prefix = prefix
+        self.classify = classify
+        self.session = requests.Session()
+        self.session.auth = auth
+        adapter = LimitedAdapter(limiter, pool_size=pool_size)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+
 class BillClient:
     def __init__(
         self,
@@ -146,6 +171,17 @@ class BillClient:
             clock=clock,
         )
         self._http.auth = self.auth
+        self.clock, self.sleep = clock, sleep
+        self._routes: List[Route] = []
+
+    # --- routes: another API behind the same gateway (Spend & Expense), still through _send --------------
+    def add_route(self, route: Route) -> None:
+        """Requests whose URL starts with ``route.prefix`` use the route's session (its own credential and
+        limiter) and error rules; retries, timeouts and the secret filter stay those of ``_send``."""
+        self._routes.append(route)
+
+    def _route_for(self, url: str) -> Optional[Route]:
+        return next((route for route in self._routes if url.startswith(route.prefix)), None)
 
     def url(self, path: str) -> str:
         return f"{self.config.base_url}/v3/{path.lstrip('/')}"
@@ -193,7 +229,8 @@ class BillClient:
         context: str,
         is_login: bool = False,
     ) -> requests.Response:
-        http = self._login_http if is_login else self._http
+        route = None if is_login else self._route_for(url)
+        http = self._login_http if is_login else route.session if route else self._http
         retries = concurrency_retries = relogins = hourly_waits = 0
         while True:
             try:
@@ -209,7 +246,7 @@ class BillClient:
             if response.status_code < 300:
                 return response
             bill_errors = errors.parse_errors(response)
-            rule = errors.classify(response.status_code, bill_errors, is_login=is_login)
+            rule = (route.classify if route else errors.classify)(response.status_code, bill_errors, is_login=is_login)
             said = errors.describe(bill_errors) or f"HTTP {response.status_code}"
             detail = f"({context}: HTTP {response.status_code}; BILL said: {said})"
             if rule.action is Action.RELOGIN:

@@ -37,6 +37,7 @@ class BillConfig:
     max_concurrent_requests: int = MAX_IN_FLIGHT
     requests_per_hour: int = HOURLY_LIMIT
     rate_limit_max_wait_minutes: int = 60
+    spend_api_token: Optional[str] = None  # BILL Spend & Expense API token (header apiToken)
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> BillConfig:
@@ -45,7 +46,16 @@ class BillConfig:
         missing = [k for k in ("username", "password", "organization_id", "dev_key") if not config.get(k)]
         if missing:
             raise config_error(f"The config lacks {', '.join(missing)}: every BILL sign-in needs all four.")
-        for key in ("username", "password", "organization_id", "dev_key", "environment", "start_date", "base_url"):
+        for key in (
+            "username",
+            "password",
+            "organization_id",
+            "dev_key",
+            "environment",
+            "start_date",
+            "base_url",
+            "spend_api_token",
+        ):
             if key in config and config[key] is not None and not isinstance(config[key], str):
                 raise config_error(f"'{key}' must be a string, got {type(config[key]).__name__}.")
         org = config["organization_id"].strip()
@@ -76,6 +86,7 @@ class BillConfig:
             max_concurrent_requests=_int(config, "max_concurrent_requests", MAX_IN_FLIGHT, 1, MAX_IN_FLIGHT),
             requests_per_hour=_int(config, "requests_per_hour", HOURLY_LIMIT, 1, HOURLY_LIMIT),
             rate_limit_max_wait_minutes=_int(config, "rate_limit_max_wait_minutes", 60, 0, 24 * 60),
+            spend_api_token=(config.get("spend_api_token") or "").strip() or None,
         )
 
 

@@ -24,7 +24,7 @@ from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from . import errors
+from . import errors, spend
 from .client import Backoff, BillClient
 from .config import BillConfig, config_error
 from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
@@ -38,7 +38,7 @@ class SourceBill(AbstractSource):
         super().__init__()
         self._client_options = client_options
         self.client: Optional[BillClient] = None
-        self._prebuilt: Optional[List[BillStream]] = None  # the streams of the read under way (one client)
+        self._prebuilt: Optional[List[Stream]] = None  # the streams of the read under way (one client)
 
     # --- check ----------------------------------------------------------------------------------------
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
@@ -56,9 +56,11 @@ class SourceBill(AbstractSource):
             client.auth.session_id()
             refused = []
             for stream in streams:
+                if not isinstance(stream, BillStream):
+                    continue
                 try:
                     client.get(stream.path(), {"max": 1}, context=f"check: {stream.name}")
-                    return True, None
+                    return spend.check(client, streams)
                 except errors.StreamUnavailable as exc:
                     refused.append(stream.name)
                     logger.warning(f"check: cannot read {stream.name}: {exc}")
@@ -76,12 +78,13 @@ class SourceBill(AbstractSource):
     def streams(self, config: Mapping[str, Any]) -> List[Stream]:
         return list(self._prebuilt or self._build_streams(config))
 
-    def _build_streams(self, config: Mapping[str, Any]) -> List[BillStream]:
+    def _build_streams(self, config: Mapping[str, Any]) -> List[Stream]:
         bill_config = BillConfig.from_mapping(config)
         options = dict(self._client_options)
         backoff = options.pop("backoff", None) or Backoff()
         self.client = BillClient(bill_config, logging.getLogger("airbyte"), backoff=backoff, **options)
-        return [cls(self.client, bill_config) for cls in STREAM_CLASSES]
+        bill_streams: List[Stream] = [cls(self.client, bill_config) for cls in STREAM_CLASSES]
+        return bill_streams + spend.spend_streams(self.client, bill_config, options.get("wall_clock"))
 
     @property
     def raise_exception_on_missing_stream(self) -> bool:

@@ -14,8 +14,12 @@ schemas that follow the connector's rules:
   be looked up as `schemas/shared/shared/x.json` and fail;
 * keys in a fixed order, 2-space indent, trailing newline: regenerating is byte-stable.
 
+The Spend & Expense streams (spend_*) come from a second field list, bill-spend-fields.json (same
+format); their schemas keep every field inline (no shared pieces: the shared files stay those of the
+AP/AR streams) and get the keys the connector adds (the parent id of a child row).
+
 Usage:
-    python tools/generate_schemas.py [--fields FIELDS.json] [--out source_bill/schemas]
+    python tools/generate_schemas.py [--fields FIELDS.json] [--spend-fields SPEND.json] [--out source_bill/schemas]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere: the connect
 from source_bill.declarations import declarations  # noqa: E402
 
 DEFAULT_FIELDS = Path(__file__).resolve().parent / "bill-api-fields.json"
+DEFAULT_SPEND_FIELDS = Path(__file__).resolve().parent / "bill-spend-fields.json"
 DEFAULT_OUT = REPO_ROOT / "source_bill" / "schemas"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
@@ -60,6 +65,18 @@ def _field(json_type: str, description: str | None = None, string_format: str | 
     return node
 
 
+# The Spend & Expense streams; each name is also the object's key in the spend fields file.
+SPEND_STREAMS: tuple[str, ...] = (
+    "spend_transactions",
+    "spend_cards",
+    "spend_budgets",
+    "spend_budget_members",
+    "spend_users",
+    "spend_reimbursements",
+    "spend_custom_fields",
+    "spend_custom_field_values",
+)
+
 # Present in every stream but card_account_users: the primary key and the cursor.
 ID_AND_CURSOR: dict[str, JsonSchema] = {
     "id": _field("string"),
@@ -81,6 +98,20 @@ NEWER_FIELDS: dict[str, dict[str, JsonSchema]] = {
         "createdBy": _field("string", "Id of the user who created the invoice (starts with 006)."),
         "paymentTermId": _field("string"),
         "recordStatus": _field("string"),
+    },
+}
+
+
+# The keys the connector guarantees on S&E rows (S&E leaves the parent id out of child rows).
+SPEND_KEYS: dict[str, dict[str, JsonSchema]] = {
+    "spend_transactions": {"id": _field("string"), "updatedTime": _field("string", string_format="date-time")},
+    "spend_budget_members": {
+        "budgetId": _field("string", "Id of the budget (added by the connector)."),
+        "userId": _field("string"),
+    },
+    "spend_custom_field_values": {
+        "id": _field("string"),
+        "customFieldId": _field("string", "Id of the custom field (added by the connector)."),
     },
 }
 
@@ -268,7 +299,10 @@ def stream_schema(name: str, fields: Mapping[str, Any]) -> JsonSchema:
         raise SchemaError(f"{name}: not in the fields file")
     body = normalise(fields[name], name)
     properties: JsonSchema = body["properties"]
-    key_and_cursor = {} if name in STREAMS_WITHOUT_ID else ID_AND_CURSOR
+    if name in SPEND_STREAMS:
+        key_and_cursor = SPEND_KEYS.get(name, {"id": _field("string")})
+    else:
+        key_and_cursor = {} if name in STREAMS_WITHOUT_ID else ID_AND_CURSOR
     ensured = {**key_and_cursor, **NEWER_FIELDS.get(name, {})}
     for field_name, field_schema in ensured.items():
         present = properties.get(field_name)
@@ -364,13 +398,15 @@ def ordered(schema: JsonSchema) -> JsonSchema:
     return out
 
 
-def build(fields: Mapping[str, Any]) -> dict[str, JsonSchema]:
+def build(fields: Mapping[str, Any], spend_fields: Mapping[str, Any] | None = None) -> dict[str, JsonSchema]:
     """All schema files, keyed by path relative to the schemas directory."""
     collector = SharedPieceCollector(SHARED_PIECES)
     files: dict[str, JsonSchema] = {}
     for name in STREAMS:
         files[f"{name}.json"] = collector.extract(stream_schema(name, fields), name)
     files.update(collector.shared_files())
+    for name in SPEND_STREAMS if spend_fields is not None else ():
+        files[f"{name}.json"] = stream_schema(name, spend_fields or {})
     return {path: ordered(schema) for path, schema in sorted(files.items())}
 
 
@@ -394,6 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"field lists (default {DEFAULT_FIELDS})",
     )
     parser.add_argument(
+        "--spend-fields",
+        type=Path,
+        default=DEFAULT_SPEND_FIELDS,
+        help=f"Spend & Expense field lists (default {DEFAULT_SPEND_FIELDS})",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=DEFAULT_OUT,
@@ -401,8 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     fields = json.loads(args.fields.read_text(encoding="utf-8"))
+    spend_fields = json.loads(args.spend_fields.read_text(encoding="utf-8"))
     try:
-        files = build(fields)
+        files = build(fields, spend_fields)
     except SchemaError as error:
         print(f"generate_schemas: {error}", file=sys.stderr)
         return 1

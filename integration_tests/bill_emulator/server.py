@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from .catalog import DEFAULT_CREDENTIALS, DEFAULT_SIZES, NO_TIMESTAMPS, PATH_TO_STREAM, PRIMARY_KEYS, STREAMS
 from .data import DataGenerator
 from .filters import ApiError, apply, format_ms, normalize_instant, parse_filters, parse_sort
+from .spend import SpendEmulator
 
 FAULT_KINDS = ("500_json", "502_html", "503_empty", "drop", "bdc_1322", "expire")
 INJECT_KINDS = (*FAULT_KINDS, "bdc_1144", "401_plain", "timeout")
@@ -230,6 +231,7 @@ class BillEmulator:
         host: str = "127.0.0.1",
         verbose: bool = False,
         prefix: str = "/connect",
+        spend_sizes: dict[str, int] | None = None,
     ):
         unknown = set(sizes or {}) - set(STREAMS)
         if unknown:
@@ -273,6 +275,7 @@ class BillEmulator:
         users = self._data.get("users") or []
         self.user_id = users[0]["id"] if users else self._gen.new_id("006")
         self._token_salt = hashlib.sha1(f"bill-emulator-{seed}".encode()).hexdigest()[:8]
+        self.spend = SpendEmulator(self._now_ms, seed, spend_sizes)  # Spend & Expense under /v3/spend/
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> BillEmulator:
@@ -613,6 +616,8 @@ class BillEmulator:
         s = self.settings
         is_health = rel == "/v3/health"
         is_login = method == "POST" and rel == "/v3/login"
+        if rel.startswith("/v3/spend/"):  # its own credential and limits (spend.py)
+            return _Response(*self.spend.handle(method, rel, query, headers))
 
         # concurrency (per devKey/org; the emulator serves one organisation)
         if not is_health:
