@@ -14,8 +14,12 @@ schemas that follow the connector's rules:
   be looked up as `schemas/shared/shared/x.json` and fail;
 * keys in a fixed order, 2-space indent, trailing newline: regenerating is byte-stable.
 
+The streams beyond the 22 lists (MORE_STREAMS) take their fields from the same file or from
+bill-more-ap-ar-fields.json (documents, attachments, cards, approvals); each states the fields it
+always has (its key, its parent's id) instead of the standard id and updatedTime.
+
 Usage:
-    python tools/generate_schemas.py [--fields FIELDS.json] [--out source_bill/schemas]
+    python tools/generate_schemas.py [--fields FIELDS.json] [--more-fields MORE.json] [--out source_bill/schemas]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ JsonSchema = dict[str, Any]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FIELDS = Path(__file__).resolve().parent / "bill-api-fields.json"
+DEFAULT_MORE_FIELDS = Path(__file__).resolve().parent / "bill-more-ap-ar-fields.json"
 DEFAULT_OUT = REPO_ROOT / "source_bill" / "schemas"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
@@ -79,6 +84,29 @@ def _field(json_type: str, description: str | None = None, string_format: str | 
 ID_AND_CURSOR: dict[str, JsonSchema] = {
     "id": _field("string"),
     "updatedTime": _field("string", string_format="date-time"),
+}
+
+
+# The streams beyond the 22 lists: stream -> (its object in the fields files, the fields it always has).
+def _key(name: str) -> dict[str, JsonSchema]:
+    return {name: _field("string")}
+
+
+def _child(parent_key: str) -> dict[str, JsonSchema]:
+    return {**_key("id"), **_key(parent_key), **_key("downloadLink")}
+
+
+MORE_STREAMS: dict[str, tuple[str, dict[str, JsonSchema]]] = {
+    "organization": ("organization", _key("id")),
+    "billing_statements": ("billing_statements", _key("id")),
+    "card_accounts": ("card_accounts", ID_AND_CURSOR),
+    "ap_cards": ("ap_cards", ID_AND_CURSOR),
+    "bill_approval_policies": ("bill_approval_policies", _key("id")),
+    "bills_pending_approval": ("bills_pending_approval", _key("billId")),
+    "bill_documents": ("bill_documents", _child("billId")),
+    "vendor_attachments": ("attachments", _child("vendorId")),
+    "customer_attachments": ("attachments", _child("customerId")),
+    "invoice_attachments": ("attachments", _child("invoiceId")),
 }
 
 # Fields BILL documents as newer than the Postman copy the field lists come from
@@ -279,11 +307,11 @@ def _node_at(schema: JsonSchema, dotted: str) -> JsonSchema:
 
 def stream_schema(name: str, fields: Mapping[str, Any]) -> JsonSchema:
     """The stream's schema with every field inline (shared pieces not yet taken out)."""
-    if name not in fields:
-        raise SchemaError(f"{name}: not in the fields file")
-    body = normalise(fields[name], name)
+    source, key_and_cursor = MORE_STREAMS.get(name, (name, {} if name in STREAMS_WITHOUT_ID else ID_AND_CURSOR))
+    if source not in fields:
+        raise SchemaError(f"{source}: not in the fields files")
+    body = normalise(fields[source], name)
     properties: JsonSchema = body["properties"]
-    key_and_cursor = {} if name in STREAMS_WITHOUT_ID else ID_AND_CURSOR
     ensured = {**key_and_cursor, **NEWER_FIELDS.get(name, {})}
     for field_name, field_schema in ensured.items():
         present = properties.get(field_name)
@@ -383,7 +411,7 @@ def build(fields: Mapping[str, Any]) -> dict[str, JsonSchema]:
     """All schema files, keyed by path relative to the schemas directory."""
     collector = SharedPieceCollector(SHARED_PIECES)
     files: dict[str, JsonSchema] = {}
-    for name in STREAMS:
+    for name in (*STREAMS, *(MORE_STREAMS if all(s in fields for s, _ in MORE_STREAMS.values()) else ())):
         files[f"{name}.json"] = collector.extract(stream_schema(name, fields), name)
     files.update(collector.shared_files())
     return {path: ordered(schema) for path, schema in sorted(files.items())}
@@ -414,8 +442,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_OUT,
         help="schemas directory (default source_bill/schemas)",
     )
+    parser.add_argument(
+        "--more-fields",
+        type=Path,
+        default=DEFAULT_MORE_FIELDS,
+        help=f"field lists of the streams beyond the 22 lists (default {DEFAULT_MORE_FIELDS})",
+    )
     args = parser.parse_args(argv)
     fields = json.loads(args.fields.read_text(encoding="utf-8"))
+    for key, value in json.loads(args.more_fields.read_text(encoding="utf-8")).items():
+        if key in fields and key != "_note":
+            print(f"generate_schemas: {key} is in both fields files", file=sys.stderr)
+            return 1
+        fields.setdefault(key, value)
     try:
         files = build(fields)
     except SchemaError as error:
