@@ -37,6 +37,7 @@ class BillConfig:
     max_concurrent_requests: int = MAX_IN_FLIGHT
     requests_per_hour: int = HOURLY_LIMIT
     rate_limit_max_wait_minutes: int = 60
+    file_transfer: bool = False  # delivery_method use_file_transfer: the document streams also copy each file
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> BillConfig:
@@ -76,7 +77,22 @@ class BillConfig:
             max_concurrent_requests=_int(config, "max_concurrent_requests", MAX_IN_FLIGHT, 1, MAX_IN_FLIGHT),
             requests_per_hour=_int(config, "requests_per_hour", HOURLY_LIMIT, 1, HOURLY_LIMIT),
             rate_limit_max_wait_minutes=_int(config, "rate_limit_max_wait_minutes", 60, 0, 24 * 60),
+            file_transfer=_file_transfer(config.get("delivery_method")),
         )
+
+
+def _file_transfer(delivery: Any) -> bool:
+    """delivery_method as Airbyte's file connectors have it: {delivery_type: use_records_transfer (default) or
+    use_file_transfer}."""
+    if delivery is None:
+        return False
+    kind = delivery.get("delivery_type") if isinstance(delivery, Mapping) else None
+    if kind not in ("use_records_transfer", "use_file_transfer"):
+        raise config_error(
+            'delivery_method must be {"delivery_type": "use_records_transfer"} or '
+            '{"delivery_type": "use_file_transfer"}, not ' + repr(delivery)[:100] + "."
+        )
+    return bool(kind == "use_file_transfer")
 
 
 def _int(config: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:

@@ -50,7 +50,8 @@ def _table_rows(section: str) -> Dict[str, List[str]]:
 
 
 def _streams() -> List[BillStream]:
-    streams = SourceBill().streams(PLACEHOLDER_CONFIG)
+    """The 22 standard lists (the streams beyond them have their own docs test)."""
+    streams = SourceBill().streams(PLACEHOLDER_CONFIG)[: len(STREAM_CLASSES)]
     assert [type(s) for s in streams] == STREAM_CLASSES
     return streams  # type: ignore[return-value]
 
@@ -73,7 +74,8 @@ def test_given_the_streams_when_reading_the_readme_streams_table_then_each_has_a
             assert f"`{key}`" in row, f"{stream.name}: primary key {key} not in its row"
         incremental = rows[stream.name][-1]
         assert incremental.startswith("yes" if stream.cursor_field else "no"), f"{stream.name}: {incremental}"
-    assert set(rows) - {"stream"} == {s.name for s in streams}, "the README lists streams the connector lacks"
+    every = {s.name for s in SourceBill().streams(PLACEHOLDER_CONFIG)}
+    assert set(rows) - {"stream"} == every, "the README streams table and the connector's streams differ"
 
 
 def test_given_the_streams_when_reading_the_docs_page_then_each_is_listed_with_its_path() -> None:

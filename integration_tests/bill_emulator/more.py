@@ -124,7 +124,7 @@ class MoreObjects:
 
     def _statement(self, rng: random.Random, i: int) -> dict:
         year, month = 2024 + i // 12, 1 + i % 12
-        return {
+        row = {
             "id": self._id("bst"),
             "amount": round(rng.uniform(50, 500), 2),
             "billingPeriod": {"startDate": f"{year}-{month:02d}-01", "endDate": f"{year}-{month:02d}-28"},
@@ -132,8 +132,10 @@ class MoreObjects:
             "invoiceDate": f"{year}-{month:02d}-28",
             "invoiceNumber": f"INV-{1000 + i}",
             "paymentStatus": "PAID" if i < 24 else "UNPAID",
-            "paymentDate": f"{year}-{month:02d}-28" if i < 24 else None,
         }
+        if i < 24:  # BILL leaves unset fields out
+            row["paymentDate"] = f"{year}-{month:02d}-28"
+        return row
 
     def organization(self) -> dict:
         org = self.emu.credentials["organization_id"]
