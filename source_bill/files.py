@@ -97,7 +97,6 @@ class FileStager:
                 )
             except _SizeMismatch as mismatch:
                 if attempts >= SIZE_ATTEMPTS:
-                    target.unlink(missing_ok=True)
                     raise errors.traced(
                         Rule(Action.FAIL, f"The file of {what} did not arrive whole.", errors._TRANSIENT),
                         f"{mismatch} after {attempts} attempts. Nothing was skipped; the sync stops here.",
@@ -108,21 +107,23 @@ class FileStager:
         )
 
     def _download(self, link: str, target: Path, what: str) -> int:
+        """The file at ``link`` into ``target`` (written as ``<target>.part`` first: a file that did not arrive
+        whole never stands under its final name, and no partial file is left behind)."""
         partial = target.with_name(target.name + ".part")
         try:
-            with open(partial, "wb") as sink:
-                written, declared = self._client.download(link, sink, context=f"download of {what}")
-        except errors.StreamUnavailable as exc:  # 403: for a link, most likely expired
+            try:
+                with open(partial, "wb") as sink:
+                    written, declared = self._client.download(link, sink, context=f"download of {what}")
+            except errors.StreamUnavailable as exc:  # 403: for a link, most likely expired
+                raise _LinkGone(str(exc)) from None
+            except requests.RequestException as exc:  # the body broke off (urllib3 checks Content-Length too)
+                raise _SizeMismatch(f"the download broke off ({type(exc).__name__})") from None
+            if declared is not None and written != declared:
+                raise _SizeMismatch(f"BILL announced {declared} bytes and sent {written}")
+            os.replace(partial, target)
+            return written
+        finally:
             partial.unlink(missing_ok=True)
-            raise _LinkGone(str(exc)) from None
-        except requests.RequestException as exc:  # the body broke off: urllib3 checks Content-Length too
-            partial.unlink(missing_ok=True)
-            raise _SizeMismatch(f"the download broke off ({type(exc).__name__})") from None
-        if declared is not None and written != declared:
-            partial.unlink(missing_ok=True)
-            raise _SizeMismatch(f"BILL announced {declared} bytes and sent {written}")
-        os.replace(partial, target)
-        return written
 
 
 class _LinkGone(Exception):

@@ -7,6 +7,7 @@
     emu.more.add_child("vendors", vendor_id)    # a new attachment; the parent's updatedTime moves to now
     emu.more.set_file(doc_id, data) / set_scan_status(doc_id, "INFECTED") / file_bytes(doc_id)
     emu.more.link_ttl_s = 60                    # download links expire (403) this long after the row was served
+    emu.more.expired_links = 1                  # the next row is served with a link that has already expired
     emu.more.downloads                          # how many files were served
 
 Shapes (BILL's v3 Postman collection): organization is one object; billing statements and the child lists use
@@ -55,6 +56,7 @@ class MoreObjects:
         self.admin = True
         self.sync_tokens: dict[str, str] = {}
         self.link_ttl_s: float = 3600.0
+        self.expired_links = 0  # the next this many rows are served with a link that has already expired
         self.downloads = 0
         self._lock = threading.RLock()
         self._secret = hashlib.sha256(f"bill-emulator-files-{emu.seed}".encode()).digest()
@@ -237,6 +239,9 @@ class MoreObjects:
     def _with_link(self, kind: str, row: dict) -> dict:
         out = self._public(kind, row)
         expires = int((self.emu._now_s() + self.link_ttl_s) * 1000)
+        if self.expired_links > 0:
+            self.expired_links -= 1
+            expires = int(self.emu._now_s() * 1000) - 1000
         query = urlencode({"expires": expires, "sig": self._signature(row["id"], expires)})
         out["downloadLink"] = f"{self.emu.base_url}/v3/files/{row['id']}?{query}"
         return out
