@@ -13,6 +13,7 @@ from airbyte_cdk.test.state_builder import StateBuilder
 
 from integration_tests.bill_emulator import BillEmulator
 from source_bill import SourceBill
+from source_bill.children import DoneParents
 from unit_tests.builders import (
     catalog,
     config,
@@ -185,3 +186,19 @@ def test_given_parents_edited_as_the_sync_starts_when_resumed_anywhere_then_noth
         for bill in emu.records("bills")[:3]:
             emu.more.add_child("bills", bill["id"])
         assert _resume_everywhere(emu, exact=False) >= 10
+
+
+# --- which parents the state lists as done (pure) ------------------------------------------------------------
+
+
+def test_given_the_parents_cursor_moves_back_when_saving_then_parents_above_it_are_listed_done_again() -> None:
+    done = DoneParents([], None)
+    for key in [("a", T1), ("b", T2), ("c", T3)]:
+        done.add(key)
+    done.cursor_moved("2024-01-03T00:00:00.000Z")
+    assert done.pending == [("c", T3)]  # a resumed read starts at T3 (gte): only c is met again
+    done.cursor_moved("2024-01-02T00:00:00.000Z")  # a catch-up read moved the cursor back
+    assert done.pending == [("b", T2), ("c", T3)]
+    done.cursor_moved(None)  # back to the beginning: every parent is met again
+    assert done.pending == [("a", T1), ("b", T2), ("c", T3)]
+    assert ("a", T1) in done and ("a", T2) not in done  # the same parent edited since is not done
