@@ -139,3 +139,26 @@ def test_skip_rules_warn_and_the_rest_goes_on(tmp_path: Path) -> None:
             assert len([w for w in warnings if f"Skipping stream {name}:" in w]) == 1, (name, warnings)
         assert "sync-token-value" not in run.stdout + run.stderr
         assert json.dumps(got).count("syu") == 0
+
+
+def test_given_quick_mode_when_more_bench_runs_then_requests_within_bounds_and_file_bytes_identical(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    report = tmp_path / "more_bench.json"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "more_bench.py"), "--quick", "--json", str(report)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(report.read_text())
+    assert results["problems"] == []
+    assert results["requests"]["full_requests"] <= results["requests"]["full_bound"]
+    assert results["requests"]["incremental_requests"] <= results["requests"]["incremental_bound"]
+    assert results["rss"]["large"]["sha256_equal"] is True

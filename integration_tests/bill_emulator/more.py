@@ -177,15 +177,15 @@ class MoreObjects:
                 parent = self._parent(kind, parent_id)
                 seed = int(hashlib.sha1(f"{self.emu.seed}|{kind}|{parent_id}".encode()).hexdigest()[:8], 16)
                 rng = random.Random(seed)
-                rows = []
+                rows = self._children[key] = []
                 for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
                     rows.append(self._new_child(kind, parent_id, parent.get("createdTime"), rng))
-                self._children[key] = rows
             return rows
 
     def _new_child(self, kind: str, parent_id: str, created: str | None, rng: random.Random) -> dict:
         prefix = "00h" if kind == "bills" else "att"
-        doc_id = self._id(prefix)
+        number = len(self._children.get((kind, parent_id)) or [])  # ids follow from the seed, not the access order
+        doc_id = prefix + hashlib.sha1(f"{self.emu.seed}|{kind}|{parent_id}|{number}".encode()).hexdigest()[:15]
         size = rng.randrange(200, 4000)
         self._files[doc_id] = hashlib.shake_256(f"{doc_id}|{self.emu.seed}".encode()).digest(size)
         self._scan[doc_id] = "CLEAN"
