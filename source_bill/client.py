@@ -242,7 +242,10 @@ class BillClient:
         retries = concurrency_retries = relogins = hourly_waits = 0
         while True:
             try:
-                response = http.request(method, url, params=params, json=json, timeout=TIMEOUT, stream=stream)
+                # a download follows no redirect: the session headers would go along to wherever it points
+                response = http.request(
+                    method, url, params=params, json=json, timeout=TIMEOUT, stream=stream, allow_redirects=not stream
+                )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 retries += 1
                 if retries > MAX_RETRIES:

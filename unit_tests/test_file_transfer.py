@@ -196,3 +196,17 @@ def test_given_a_file_name_with_path_parts_when_staged_then_it_stays_inside_the_
     ref = output.records[0].record.file_reference  # type: ignore[union-attr]
     assert ref is not None and ".." not in ref.source_file_relative_path
     assert Path(ref.staging_file_url).resolve().is_relative_to(staging.resolve())
+
+
+def test_given_a_download_that_redirects_when_read_then_not_followed_and_the_sync_says_so(
+    http_mocker: HttpMocker, staging: Path
+) -> None:
+    link = f"{BASE}/v3/files/00h001"
+    _mock_one_document(http_mocker, link)
+    http_mocker.get(HttpRequest(link), HttpResponse("", 302, headers={"Location": "https://files.example.com/x"}))
+
+    output = read(SourceBill(), config(**FILES), catalog("bill_documents"), expecting_exception=True)
+
+    messages = [e.trace.error.message or "" for e in output.errors]  # type: ignore[union-attr]
+    assert any("302" in m for m in messages), messages
+    assert files_in(staging) == []
