@@ -245,8 +245,9 @@ def _discover(files: Dict[str, Path]) -> Dict[str, Dict[str, Any]]:
 
 
 def test_discover_lists_the_22_streams_with_primary_keys_and_cursors(files: Dict[str, Path]) -> None:
-    streams = _discover(files)
-    assert set(streams) == set(STREAMS), f"missing {set(STREAMS) - set(streams)}, extra {set(streams) - set(STREAMS)}"
+    every = _discover(files)
+    assert set(STREAMS) <= set(every), f"missing {set(STREAMS) - set(every)}"  # the others: test_more_e2e.py
+    streams = {name: stream for name, stream in every.items() if name in STREAMS}
     for name, stream in streams.items():
         assert stream["source_defined_primary_key"] == [[k] for k in PRIMARY_KEYS[name]], name
         props = stream["json_schema"]["properties"]

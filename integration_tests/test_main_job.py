@@ -93,7 +93,7 @@ def test_sync_to_duckdb_twice_full_then_incremental(tmp_path: Path) -> None:
     db = tmp_path / "bill.duckdb"
     proc1, first = _run(db, tmp_path / "first.json")
     assert "USING THE BUNDLED BILL EMULATOR" in proc1.stdout
-    assert set(first) == set(STREAMS)
+    assert set(STREAMS) <= set(first)  # and the streams beyond the 22 (integration_tests/test_more_e2e.py)
     tables = _table_keys(db)
     for stream, keys in expected.items():
         assert stream in tables, f"no DuckDB table for {stream}"

@@ -8,7 +8,8 @@ import threading
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import Any, Callable, Deque, List, Mapping, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Deque, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -25,6 +26,7 @@ TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 MAX_RETRIES = 6  # 5xx, network errors, timeouts
 MAX_CONCURRENCY_RETRIES = 10  # BDC_1322 / 429
 MAX_RELOGINS = 3  # per request
+CHUNK_BYTES = 1 << 20  # file downloads are written a chunk at a time
 MAX_RETRY_AFTER = 600.0  # a Retry-After longer than this on a retryable answer is capped (BDC_1144 has its own bound)
 
 
@@ -107,14 +109,39 @@ class LimitedAdapter(HTTPAdapter):
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         self._limiter.acquire()
+        held_by_body = False
         try:
             sent = time.monotonic()
             response = super().send(request, *args, **kwargs)
+            if kwargs.get("stream") and response.status_code < 300:
+                held_by_body = True  # a file streamed to disk: the slot is freed when the response is closed
+                _release_on_close(response, self._limiter.release)
+                return response
             response.content  # noqa: B018 - read the body inside the slot
             self.fastest_answer_s = min(self.fastest_answer_s, time.monotonic() - sent)
             return response
         finally:
-            self._limiter.release()
+            if not held_by_body:
+                self._limiter.release()
+
+
+def _release_on_close(response: requests.Response, release: Callable[[], None]) -> None:
+    close = response.close
+    released = threading.Event()
+
+    def close_and_release() -> None:
+        try:
+            close()
+        finally:
+            if not released.is_set():
+                released.set()
+                release()
+
+    response.close = close_and_release  # type: ignore[method-assign]
+
+
+class ForeignLink(ValueError):
+    """A download link on another host than the configured BILL host: no credentials are sent there."""
 
 
 class Route:
@@ -195,6 +222,23 @@ class BillClient:
     def get(self, path: str, params: Optional[Mapping[str, Any]] = None, *, context: str = "") -> requests.Response:
         return self._send("GET", self.url(path), params=params, context=context or path)
 
+    def download(self, url: str, sink: BinaryIO, *, context: str) -> Tuple[int, Optional[int]]:
+        """GET a file into ``sink`` a chunk at a time, through the same limits, retries and re-login as every
+        request; returns (bytes written, the Content-Length BILL announced, if any and not content-encoded)."""
+        if _origin(url) != _origin(self.config.base_url):
+            raise ForeignLink(f"{context}: the link is on {_origin(url)}, not on the configured BILL host")
+        response = self._send("GET", url, context=context, stream=True)
+        try:
+            declared = response.headers.get("Content-Length")
+            encoded = bool(response.headers.get("Content-Encoding"))
+            written = 0
+            for chunk in response.iter_content(CHUNK_BYTES):
+                sink.write(chunk)
+                written += len(chunk)
+        finally:
+            response.close()
+        return written, int(declared) if declared and declared.isdigit() and not encoded else None
+
     # HttpStream calls this in place of the CDK's HttpClient.send_request (same signature).
     def send_request(
         self,
@@ -228,13 +272,17 @@ class BillClient:
         json: Optional[Mapping[str, Any]] = None,
         context: str,
         is_login: bool = False,
+        stream: bool = False,
     ) -> requests.Response:
         route = None if is_login else self._route_for(url)
         http = self._login_http if is_login else route.session if route else self._http
         retries = concurrency_retries = relogins = hourly_waits = 0
         while True:
             try:
-                response = http.request(method, url, params=params, json=json, timeout=TIMEOUT)
+                # a download follows no redirect: the session headers would go along to wherever it points
+                response = http.request(
+                    method, url, params=params, json=json, timeout=TIMEOUT, stream=stream, allow_redirects=not stream
+                )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 retries += 1
                 if retries > MAX_RETRIES:
@@ -300,6 +348,11 @@ class BillClient:
         now = self._wall_clock()
         next_hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         return (next_hour - now).total_seconds()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _retry_after(response: requests.Response) -> Optional[float]:

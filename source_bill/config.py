@@ -38,6 +38,7 @@ class BillConfig:
     requests_per_hour: int = HOURLY_LIMIT
     rate_limit_max_wait_minutes: int = 60
     spend_api_token: Optional[str] = None  # BILL Spend & Expense API token (header apiToken)
+    file_transfer: bool = False  # delivery_method use_file_transfer: the document streams also copy each file
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> BillConfig:
@@ -87,7 +88,22 @@ class BillConfig:
             requests_per_hour=_int(config, "requests_per_hour", HOURLY_LIMIT, 1, HOURLY_LIMIT),
             rate_limit_max_wait_minutes=_int(config, "rate_limit_max_wait_minutes", 60, 0, 24 * 60),
             spend_api_token=(config.get("spend_api_token") or "").strip() or None,
+            file_transfer=_file_transfer(config.get("delivery_method")),
         )
+
+
+def _file_transfer(delivery: Any) -> bool:
+    """delivery_method as Airbyte's file connectors have it: {delivery_type: use_records_transfer (default) or
+    use_file_transfer}."""
+    if delivery is None:
+        return False
+    kind = delivery.get("delivery_type") if isinstance(delivery, Mapping) else None
+    if kind not in ("use_records_transfer", "use_file_transfer"):
+        raise config_error(
+            'delivery_method must be {"delivery_type": "use_records_transfer"} or '
+            '{"delivery_type": "use_file_transfer"}, not ' + repr(delivery)[:100] + "."
+        )
+    return bool(kind == "use_file_transfer")
 
 
 def _int(config: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:

@@ -96,6 +96,12 @@ CODE_RULES: dict[str, Rule] = {
         Action.SKIP_STREAM,
         "BILL requires an MFA-trusted session for this object; it is skipped.",
     ),
+    "BDC_1302": Rule(
+        Action.SKIP_STREAM,
+        "BILL says the signed-in identity is not a user (an AP & AR sync token signs in as a system user), so "
+        "an object that belongs to the signed-in user (bills_pending_approval) is skipped. Sign in as the "
+        "approver to sync it.",
+    ),
     "BDC_1121": Rule(
         Action.FAIL,
         "BILL does not support this endpoint (wrong base_url or a changed API).",

@@ -25,8 +25,10 @@ from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from . import errors, spend
+from .children import CHILD_STREAM_CLASSES
 from .client import Backoff, BillClient
 from .config import BillConfig, config_error
+from .more_streams import MORE_STREAM_CLASSES
 from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
 
 BATCH = 200  # messages handed from a stream's worker to the output at a time
@@ -55,9 +57,8 @@ class SourceBill(AbstractSource):
             assert client is not None
             client.auth.session_id()
             refused = []
-            for stream in streams:
-                if not isinstance(stream, BillStream):
-                    continue
+            lists = [stream for stream in streams if isinstance(stream, BillStream)][: len(STREAM_CLASSES)]
+            for stream in lists:  # the 22 lists: one page of max=1 each
                 try:
                     client.get(stream.path(), {"max": 1}, context=f"check: {stream.name}")
                     return spend.check(client, streams)
@@ -83,7 +84,9 @@ class SourceBill(AbstractSource):
         options = dict(self._client_options)
         backoff = options.pop("backoff", None) or Backoff()
         self.client = BillClient(bill_config, logging.getLogger("airbyte"), backoff=backoff, **options)
-        bill_streams: List[Stream] = [cls(self.client, bill_config) for cls in STREAM_CLASSES]
+        bill_streams: List[Stream] = [
+            cls(self.client, bill_config) for cls in (*STREAM_CLASSES, *MORE_STREAM_CLASSES, *CHILD_STREAM_CLASSES)
+        ]
         return bill_streams + spend.spend_streams(self.client, bill_config, options.get("wall_clock"))
 
     @property

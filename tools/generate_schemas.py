@@ -18,8 +18,13 @@ The Spend & Expense streams (spend_*) come from a second field list, bill-spend-
 format); their schemas keep every field inline (no shared pieces: the shared files stay those of the
 AP/AR streams) and get the keys the connector adds (the parent id of a child row).
 
+The streams beyond the 22 lists (MORE_STREAMS) take their fields from the same file or from
+bill-more-ap-ar-fields.json (documents, attachments, cards, approvals); each states the fields it
+always has (its key, its parent's id) instead of the standard id and updatedTime.
+
 Usage:
-    python tools/generate_schemas.py [--fields FIELDS.json] [--spend-fields SPEND.json] [--out source_bill/schemas]
+    python tools/generate_schemas.py [--fields FIELDS.json] [--more-fields MORE.json] [--spend-fields SPEND.json]
+        [--out source_bill/schemas]
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from source_bill.declarations import declarations  # noqa: E402
 
 DEFAULT_FIELDS = Path(__file__).resolve().parent / "bill-api-fields.json"
 DEFAULT_SPEND_FIELDS = Path(__file__).resolve().parent / "bill-spend-fields.json"
+DEFAULT_MORE_FIELDS = Path(__file__).resolve().parent / "bill-more-ap-ar-fields.json"
 DEFAULT_OUT = REPO_ROOT / "source_bill" / "schemas"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
@@ -81,6 +87,29 @@ SPEND_STREAMS: tuple[str, ...] = (
 ID_AND_CURSOR: dict[str, JsonSchema] = {
     "id": _field("string"),
     "updatedTime": _field("string", string_format="date-time"),
+}
+
+
+# The streams beyond the 22 lists: stream -> (its object in the fields files, the fields it always has).
+def _key(name: str) -> dict[str, JsonSchema]:
+    return {name: _field("string")}
+
+
+def _child(parent_key: str) -> dict[str, JsonSchema]:
+    return {**_key("id"), **_key(parent_key), **_key("downloadLink")}
+
+
+MORE_STREAMS: dict[str, tuple[str, dict[str, JsonSchema]]] = {
+    "organization": ("organization", _key("id")),
+    "billing_statements": ("billing_statements", _key("id")),
+    "card_accounts": ("card_accounts", ID_AND_CURSOR),
+    "ap_cards": ("ap_cards", ID_AND_CURSOR),
+    "bill_approval_policies": ("bill_approval_policies", _key("id")),
+    "bills_pending_approval": ("bills_pending_approval", _key("billId")),
+    "bill_documents": ("bill_documents", _child("billId")),
+    "vendor_attachments": ("attachments", _child("vendorId")),
+    "customer_attachments": ("attachments", _child("customerId")),
+    "invoice_attachments": ("attachments", _child("invoiceId")),
 }
 
 # Fields BILL's API reference documents as newer than the Postman copy the field lists come from.
@@ -295,14 +324,13 @@ def _node_at(schema: JsonSchema, dotted: str) -> JsonSchema:
 
 def stream_schema(name: str, fields: Mapping[str, Any]) -> JsonSchema:
     """The stream's schema with every field inline (shared pieces not yet taken out)."""
-    if name not in fields:
-        raise SchemaError(f"{name}: not in the fields file")
-    body = normalise(fields[name], name)
+    source, key_and_cursor = MORE_STREAMS.get(name, (name, {} if name in STREAMS_WITHOUT_ID else ID_AND_CURSOR))
+    if source not in fields:
+        raise SchemaError(f"{source}: not in the fields files")
+    body = normalise(fields[source], name)
     properties: JsonSchema = body["properties"]
     if name in SPEND_STREAMS:
         key_and_cursor = SPEND_KEYS.get(name, {"id": _field("string")})
-    else:
-        key_and_cursor = {} if name in STREAMS_WITHOUT_ID else ID_AND_CURSOR
     ensured = {**key_and_cursor, **NEWER_FIELDS.get(name, {})}
     for field_name, field_schema in ensured.items():
         present = properties.get(field_name)
@@ -402,7 +430,7 @@ def build(fields: Mapping[str, Any], spend_fields: Mapping[str, Any] | None = No
     """All schema files, keyed by path relative to the schemas directory."""
     collector = SharedPieceCollector(SHARED_PIECES)
     files: dict[str, JsonSchema] = {}
-    for name in STREAMS:
+    for name in (*STREAMS, *(MORE_STREAMS if all(s in fields for s, _ in MORE_STREAMS.values()) else ())):
         files[f"{name}.json"] = collector.extract(stream_schema(name, fields), name)
     files.update(collector.shared_files())
     for name in SPEND_STREAMS if spend_fields is not None else ():
@@ -441,9 +469,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_OUT,
         help="schemas directory (default source_bill/schemas)",
     )
+    parser.add_argument(
+        "--more-fields",
+        type=Path,
+        default=DEFAULT_MORE_FIELDS,
+        help=f"field lists of the streams beyond the 22 lists (default {DEFAULT_MORE_FIELDS})",
+    )
     args = parser.parse_args(argv)
     fields = json.loads(args.fields.read_text(encoding="utf-8"))
     spend_fields = json.loads(args.spend_fields.read_text(encoding="utf-8"))
+    for key, value in json.loads(args.more_fields.read_text(encoding="utf-8")).items():
+        if key in fields and key != "_note":
+            print(f"generate_schemas: {key} is in both fields files", file=sys.stderr)
+            return 1
+        fields.setdefault(key, value)
     try:
         files = build(fields, spend_fields)
     except SchemaError as error:

@@ -191,9 +191,10 @@ def test_given_loopback_http_base_url_when_config_then_accepted(http_mocker: Htt
 
 def test_when_discover_then_every_contract_stream_with_keys_modes_and_cursor() -> None:
     output = discover(source(), config())
-    streams = {s.name: s for s in output.catalog.catalog.streams}
+    every = {s.name: s for s in output.catalog.catalog.streams}
+    streams = {name: s for name, s in every.items() if name in CONTRACT_STREAMS}
 
-    assert set(streams) == set(CONTRACT_STREAMS)
+    assert set(streams) == set(CONTRACT_STREAMS)  # the streams beyond the 22: unit_tests/test_more_streams.py
     for name, stream in streams.items():
         if name == "card_account_users":
             assert stream.source_defined_primary_key == [["cardAccountId"], ["userId"]]

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from .catalog import DEFAULT_CREDENTIALS, DEFAULT_SIZES, NO_TIMESTAMPS, PATH_TO_STREAM, PRIMARY_KEYS, STREAMS
 from .data import DataGenerator
 from .filters import ApiError, apply, format_ms, normalize_instant, parse_filters, parse_sort
+from .more import SYSTEM_USER_PREFIX, MoreObjects
 from .spend import SpendEmulator
 
 FAULT_KINDS = ("500_json", "502_html", "503_empty", "drop", "bdc_1322", "expire")
@@ -276,6 +277,7 @@ class BillEmulator:
         self.user_id = users[0]["id"] if users else self._gen.new_id("006")
         self._token_salt = hashlib.sha1(f"bill-emulator-{seed}".encode()).hexdigest()[:8]
         self.spend = SpendEmulator(self._now_ms, seed, spend_sizes)  # Spend & Expense under /v3/spend/
+        self.more = MoreObjects(self)  # the objects beyond the 22 lists (more.py)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> BillEmulator:
@@ -703,22 +705,9 @@ class BillEmulator:
             )
         if stream is not None:
             return self._list(stream, query)
-        if rel.startswith("/v3/organizations/"):
-            org = rel.rsplit("/", 1)[-1]
-            if org != self.credentials["organization_id"]:
-                raise ApiError(404, "BDC_1205", "Organization not found.")
-            return _Response(
-                200,
-                _json_bytes(
-                    {
-                        "id": org,
-                        "archived": False,
-                        "name": "Emulator Demo Company",
-                        "createdTime": "2020-01-01T00:00:00.000+00:00",
-                        "updatedTime": "2024-01-01T00:00:00.000+00:00",
-                    }
-                ),
-            )
+        more = self.more.route(rel, query, session)
+        if more is not None:
+            return more
         base, _, rid = rel.rpartition("/")
         single = PATH_TO_STREAM.get(base)
         if single and rid and PRIMARY_KEYS[single] == ("id",):
@@ -743,7 +732,8 @@ class BillEmulator:
             raise ApiError(400, "BDC_1102", "Developer key is invalid.")
         if body["organizationId"] != creds["organization_id"]:
             raise ApiError(400, "BDC_1123", "Invalid organization id.")
-        if body["username"] != creds["username"] or body["password"] != creds["password"]:
+        sync_token = self.more.sync_tokens.get(body["username"]) == body["password"]
+        if not sync_token and (body["username"] != creds["username"] or body["password"] != creds["password"]):
             raise ApiError(400, "BDC_1101", "Sign in failed. The user name and/or password do not match.")
         sid = "!" + secrets.token_urlsafe(30)
         with self._lock:
@@ -751,7 +741,7 @@ class BillEmulator:
                 "last": self._now_s(),
                 "count": 0,
                 "org": creds["organization_id"],
-                "user": self.user_id,
+                "user": SYSTEM_USER_PREFIX + sid[1:13] if sync_token else self.user_id,
             }
         with self.stats._lock:
             self.stats.login_count += 1

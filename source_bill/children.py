@@ -1,0 +1,290 @@
+"""Lists per parent: the documents of each bill, the attachments of each vendor, customer and invoice.
+
+The parents are read through their own stream's engine (``BillStream._pages_for``: sorted by updatedTime,
+the filter fixed when the pass starts, catch-up reads when rows shift), so an incremental sync asks only for
+the children of parents whose ``updatedTime`` moved since the last one. That rests on BILL changing a
+parent's ``updatedTime`` when a document is attached to it; a full refresh asks for every parent's children
+and is the remedy if BILL ever does not.
+
+State: ``{"parents": <the parent engine's state>, "done": [[parent id, updatedTime], ...]}``; ``done`` lists
+the parents after that state whose children were emitted, so a sync interrupted in the middle of a page of
+parents resumes at the next parent. The children of up to ``max_concurrent_requests`` parents are asked for
+at once; records and state still come out in the parents' order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+
+from airbyte_cdk.models import (
+    AirbyteMessage,
+    AirbyteRecordMessage,
+    AirbyteRecordMessageFileReference,
+    AirbyteStream,
+    SyncMode,
+)
+from airbyte_cdk.models import Type as MessageType
+
+from . import errors
+from .client import BillClient
+from .config import BillConfig, config_error
+from .errors import Action, Rule
+from .files import FileStager
+from .streams import CURSOR, FULL_REFRESH_DONE, Bills, BillStream, Customers, Invoices, Page, Vendors
+from .timeutil import parse_instant
+
+ParentKey = Tuple[str, str]  # (parent id, its updatedTime)
+
+
+@dataclass
+class ChildPage(Page):
+    files: List[Optional[AirbyteRecordMessageFileReference]] = field(default_factory=list)
+
+
+class ChildStream(BillStream, ABC):
+    """The paged list of one BILL object's children, read for every parent (or every changed parent)."""
+
+    parent_class: ClassVar[type[BillStream]]
+    parent_key: ClassVar[str]  # the parent's id in each child record (BILL leaves it out)
+    list_prefix: ClassVar[str]  # the list of a parent is {list_prefix}/{parent id}
+    cursor_field = "createdTime"  # declared for the catalog; the state follows the parents' updatedTime
+
+    def __init__(self, client: BillClient, config: BillConfig) -> None:
+        super().__init__(client, config)
+        self._local = threading.local()
+        self.requests_sent = 0
+        self.parents_read = 0
+        self._counter_lock = threading.Lock()
+
+    # --- the catalog -------------------------------------------------------------------------------------
+    @property
+    def supports_incremental(self) -> bool:
+        return True
+
+    def as_airbyte_stream(self) -> AirbyteStream:
+        stream = super().as_airbyte_stream()
+        if self._config.file_transfer:
+            stream.is_file_based = True
+        return stream
+
+    # --- one parent's list ---------------------------------------------------------------------------------
+    def path(self, **kwargs: Any) -> str:
+        return f"{self.list_prefix}/{self._local.parent_id}"
+
+    def _children_of(self, parent_id: str) -> List[Mapping[str, Any]]:
+        """Every page of one parent's list (run in a worker thread: the path is the thread's parent)."""
+        self._local.parent_id = parent_id
+        rows: List[Mapping[str, Any]] = []
+        for page in self._pass({}, None):
+            with self._counter_lock:
+                self.requests_sent += 1
+            rows.extend({**r, self.parent_key: r.get(self.parent_key) or parent_id} for r in page.records)
+        return rows
+
+    def _fetch(
+        self, parent_id: str, stager: Optional[FileStager]
+    ) -> Tuple[List[Mapping[str, Any]], List[Optional[AirbyteRecordMessageFileReference]]]:
+        rows = self._children_of(parent_id)
+        if stager is None:
+            return rows, [None] * len(rows)
+        refs = [stager.stage(row, parent_id, self._reread(parent_id)) for row in rows]
+        return rows, refs
+
+    def _reread(self, parent_id: str) -> Any:
+        def reread(child_id: str) -> Optional[Mapping[str, Any]]:
+            """The row again (a fresh downloadLink), or None when it is gone."""
+            return next((r for r in self._children_of(parent_id) if r.get("id") == child_id), None)
+
+        return reread
+
+    # --- reading --------------------------------------------------------------------------------------------
+    def read(  # type: ignore[override]
+        self,
+        configured_stream: Any,
+        logger: logging.Logger,
+        slice_logger: Any,
+        stream_state: MutableMapping[str, Any],
+        state_manager: Any,
+        internal_config: Any,
+    ) -> Iterator[AirbyteMessage]:
+        incremental = configured_stream.sync_mode == SyncMode.incremental
+        for page in self._pages_for(incremental, self.state if incremental else {}, logger):
+            emitted_at = time.time_ns() // 1_000_000
+            files = page.files if isinstance(page, ChildPage) else []
+            for index, record in enumerate(page.records):
+                message = AirbyteRecordMessage(stream=self.name, data=record, emitted_at=emitted_at)  # type: ignore[arg-type]
+                if index < len(files) and files[index] is not None:
+                    message.file_reference = files[index]
+                yield AirbyteMessage(type=MessageType.RECORD, record=message)
+            if page.state is not None and state_manager is not None:
+                self._state = page.state
+                yield self._checkpoint_state(page.state, state_manager)
+        if not incremental and state_manager is not None:
+            yield self._checkpoint_state(FULL_REFRESH_DONE, state_manager)
+
+    def _pages_for(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
+        started = False
+        try:
+            for page in self._child_pages(incremental, state, logger):
+                started = started or bool(page.records)
+                yield page
+        except errors.StreamUnavailable as exc:
+            if started:
+                raise errors.traced(
+                    Rule(Action.FAIL, f"BILL stopped letting this user read {self.name} in the middle of the sync."),
+                    str(exc),
+                ) from None
+            logger.warning(f"Skipping stream {self.name}: {exc}")
+
+    def _child_pages(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
+        parent = self.parent_class(self._client, self._config)
+        saved, done = self._resume(state) if incremental else ({}, [])
+        handled = DoneParents(done, saved.get(CURSOR))
+        rate = self._config.requests_per_hour
+        which = "changed since the last sync" if saved else "in the organization"
+        logger.info(
+            f"{self.name}: one request (plus one per extra page) for each of the {parent.name} {which}; "
+            f"at requests_per_hour={rate} that is {rate:,} {parent.name} an hour "
+            f"(50,000 {parent.name} take {50_000 / rate:.1f} hours)."
+        )
+        stager = FileStager(self._client, self._config, self.name, logger) if self._config.file_transfer else None
+        slots = self._config.max_concurrent_requests
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix=f"bill-{self.name}") as pool:
+            for parent_page in parent._pages_for(incremental, saved, logger):
+                todo: List[Tuple[ParentKey, Future[Any]]] = []
+                for row in parent_page.records:
+                    key = (str(row["id"]), str(row.get(CURSOR) or ""))
+                    if key in handled:
+                        continue
+                    todo.append((key, pool.submit(self._fetch, key[0], stager)))
+                for index, (key, future) in enumerate(todo):
+                    try:
+                        rows, refs = future.result()
+                    except BaseException:
+                        for _, later in todo[index + 1 :]:
+                            later.cancel()  # the sync stops here: ask for no more children
+                        raise
+                    self.parents_read += 1
+                    handled.add(key)
+                    yield ChildPage(
+                        records=rows, state=_state(saved, handled.pending) if incremental else None, files=refs
+                    )
+                if incremental and parent_page.state is not None:
+                    saved = dict(parent_page.state)
+                    handled.cursor_moved(saved.get(CURSOR))
+                    yield Page(records=[], state=_state(saved, handled.pending))
+        logger.info(
+            f"{self.name}: read the lists of {self.parents_read} {parent.name} in {self.requests_sent} requests."
+        )
+
+    def _resume(self, state: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[ParentKey]]:
+        parents = state.get("parents", {}) if isinstance(state, Mapping) else None
+        done = state.get("done", []) if isinstance(state, Mapping) else None
+        if (
+            not isinstance(parents, Mapping)
+            or not isinstance(done, list)
+            or not all(isinstance(d, list) and len(d) == 2 and all(isinstance(x, str) for x in d) for d in done)
+        ):
+            raise config_error(
+                f"The saved state of stream {self.name} is not {{'parents': {{...}}, 'done': [[id, updatedTime], "
+                "...]}. Reset the stream's state (or pass a state from a previous sync of this connector)."
+            )
+        for _, updated in done:
+            if updated:
+                try:
+                    parse_instant(updated)
+                except ValueError:
+                    raise config_error(
+                        f"The saved state of stream {self.name} has done={updated!r}, which is not a date-time. "
+                        "Reset the stream's state (or pass a state from a previous sync of this connector)."
+                    ) from None
+        return dict(parents), [(d[0], d[1]) for d in done]
+
+
+def _state(parents: Mapping[str, Any], done: List[ParentKey]) -> Dict[str, Any]:
+    state: Dict[str, Any] = {"parents": dict(parents)}
+    if done:
+        state["done"] = [list(key) for key in done]
+    return state
+
+
+class DoneParents:
+    """The parents whose children were emitted, and which of them a read resumed from the parents' saved cursor
+    would meet again (updatedTime at or after the cursor, gte): those go into the state as ``done``."""
+
+    def __init__(self, carried: List[ParentKey], cursor: Any) -> None:
+        self._times: Dict[ParentKey, Optional[datetime]] = {}
+        self._cursor = _instant(cursor)
+        self.pending: List[ParentKey] = []
+        for key in carried:
+            self.add(key)
+
+    def __contains__(self, key: ParentKey) -> bool:
+        return key in self._times
+
+    def add(self, key: ParentKey) -> None:
+        if key not in self._times:
+            self._times[key] = _instant(key[1])
+            self.pending.append(key)
+
+    def cursor_moved(self, raw: Any) -> None:
+        cursor = _instant(raw)
+        moved_back = cursor is None or self._cursor is None or cursor < self._cursor
+        candidates = list(self._times) if moved_back else self.pending
+        self.pending = [k for k in candidates if not _before(self._times[k], cursor)]
+        self._cursor = cursor
+
+
+def _instant(raw: Any) -> Optional[datetime]:
+    return parse_instant(raw) if isinstance(raw, str) and raw else None
+
+
+def _before(when: Optional[datetime], cursor: Optional[datetime]) -> bool:
+    return when is not None and cursor is not None and when < cursor
+
+
+class BillDocuments(ChildStream):
+    """The documents of each bill: https://developer.bill.com/reference/listbilldocuments"""
+
+    parent_class = Bills
+    parent_key = "billId"
+    list_prefix = "documents/bills"
+
+
+class VendorAttachments(ChildStream):
+    """The attachments of each vendor: https://developer.bill.com/reference/listvendorattachments"""
+
+    parent_class = Vendors
+    parent_key = "vendorId"
+    list_prefix = "attachments/vendors"
+
+
+class CustomerAttachments(ChildStream):
+    """The attachments of each customer: https://developer.bill.com/reference/listcustomerattachments"""
+
+    parent_class = Customers
+    parent_key = "customerId"
+    list_prefix = "attachments/customers"
+
+
+class InvoiceAttachments(ChildStream):
+    """The attachments of each invoice: https://developer.bill.com/reference/listinvoiceattachments"""
+
+    parent_class = Invoices
+    parent_key = "invoiceId"
+    list_prefix = "attachments/invoices"
+
+
+CHILD_STREAM_CLASSES: List[type[ChildStream]] = [
+    BillDocuments,
+    VendorAttachments,
+    CustomerAttachments,
+    InvoiceAttachments,
+]
