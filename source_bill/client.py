@@ -14,13 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Callable, Deque, List, Mapping, Optional, Set, Tuple
 from urllib.parse import urljoin
 
-import orjson
 import requests
 import urllib3
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.adapters import HTTPAdapter
 
-from . import errors
+from . import errors, jsonparse
 from .auth import BillSessionAuthenticator
 from .config import BillConfig
 from .errors import Action, Rule
@@ -435,8 +434,8 @@ def redirect_refused(response: requests.Response, context: str) -> AirbyteTraced
 
 def decode_json(response: requests.Response, context: str) -> Any:
     try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
+        return jsonparse.loads(response.content)
+    except ValueError:
         snippet = masked_excerpt(response.content, 120)
         raise errors.traced(
             Rule(Action.FAIL, "BILL answered with something that is not JSON.", errors._TRANSIENT),
