@@ -606,8 +606,8 @@ class BillStream(HttpStream, ABC):
         keys = [self.primary_key] if isinstance(self.primary_key, str) else list(self.primary_key)
         for record in records:
             if not isinstance(record, dict) or any(record.get(k) in (None, "") for k in keys):
-                excerpt = masked_excerpt(record, 200)
-                raise self._malformed(response, f"a record lacks its primary key {keys} (page {page_number}): {excerpt}")
+                what = f"a record lacks its primary key {keys} (page {page_number}): {masked_excerpt(record, 200)}"
+                raise self._malformed(response, what)
         return records
 
     def _envelope(self, response: requests.Response) -> Mapping[str, Any]:
