@@ -1,0 +1,319 @@
+"""Hardening against servers that misbehave on purpose (``hardening_server.Server`` on 127.0.0.1).
+
+Credentials go only to the configured origin (no redirect is followed, whatever its code or target); nothing
+BILL echoes reaches the output (every message type, the installed CLI); a sign-in outage is one bounded failure;
+odd Retry-After values fail or wait within bounds; exact numbers and odd JSON; SIGTERM leaves whole lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+from airbyte_cdk.test.catalog_builder import CatalogBuilder
+from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, _run_command, read
+from airbyte_cdk.models import SyncMode
+
+from integration_tests.hardening_server import Reply, Seen, Server, login_ok, page
+from source_bill import SourceBill
+from source_bill.streams import STREAM_CLASSES
+
+PASSWORD = "Pw-Okapi7Heron-20931"
+DEV_KEY = "DK-Tapir3Marmot-77154"
+SESSION = "SESSION-Quetzal-62817"
+STREAM_NAMES = sorted(
+    {
+        "vendors",
+        "customers",
+        "bills",
+        "invoices",
+        "payments",
+        "receivable_payments",
+        "credit_memos",
+        "vendor_credits",
+        "recurring_bills",
+        "recurring_invoices",
+        "chart_of_accounts",
+        "accounting_classes",
+        "departments",
+        "employees",
+        "items",
+        "jobs",
+        "locations",
+        "users",
+        "roles",
+        "bank_accounts",
+        "bank_account_users",
+        "card_account_users",
+    }
+)
+
+
+def config(base_url: str, **overrides: Any) -> Dict[str, Any]:
+    return {
+        "username": "robot@example.com",
+        "password": PASSWORD,
+        "organization_id": "00801HARDENING01",
+        "dev_key": DEV_KEY,
+        "base_url": base_url,
+        **overrides,
+    }
+
+
+def catalog(names: List[str]) -> Any:
+    builder = CatalogBuilder()
+    for name in names:
+        builder.with_stream(name, SyncMode.full_refresh)
+    return builder.build()
+
+
+def catalog_json(names: List[str]) -> Dict[str, Any]:
+    return {
+        "streams": [
+            {
+                "stream": {"name": n, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"]},
+                "sync_mode": "full_refresh",
+                "destination_sync_mode": "overwrite",
+            }
+            for n in names
+        ]
+    }
+
+
+def quiet_source(sleeps: Optional[List[float]] = None) -> SourceBill:
+    return SourceBill(sleep=(sleeps if sleeps is not None else []).append)
+
+
+def run_check(cfg: Dict[str, Any], tmp_path: Path, src: Optional[SourceBill] = None) -> EntrypointOutput:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    return _run_command(src or quiet_source(), ["check", "--config", str(path)])
+
+
+def cli(*args: str, timeout: float = 120) -> Tuple[int, str]:
+    script = Path(sys.executable).parent / "source-bill"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "source_bill.run"]
+    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    proc = subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return proc.returncode, proc.stdout + "\n" + proc.stderr
+
+
+def secret_forms(secret: str) -> List[str]:
+    from urllib.parse import quote
+
+    return sorted({secret, json.dumps(secret)[1:-1], quote(secret, safe="")})
+
+
+def assert_no_secret(text: str, secrets: List[str]) -> None:
+    for secret in secrets:
+        for form in secret_forms(secret):
+            assert form not in text, f"{form!r} leaked"
+        for n in range(6, len(secret)):  # no piece of it either (an excerpt cut in the middle)
+            for start in range(0, len(secret) - n + 1):
+                piece = secret[start : start + n]
+                assert piece not in text, f"a piece of a secret leaked: {piece!r}"
+
+
+# --- 1. redirects --------------------------------------------------------------------------------------------
+REDIRECT_CODES = [301, 302, 303, 307, 308]
+
+
+@pytest.mark.parametrize("code", REDIRECT_CODES)
+@pytest.mark.parametrize("where", ["login", "list", "check"])
+def test_given_a_redirect_to_another_host_when_syncing_then_nothing_reaches_it_and_the_error_says_why(
+    code: int, where: str, tmp_path: Path
+) -> None:
+    """Breaks if any redirect is followed (requests' default), on the login (body with password and dev key), on a
+    list page (session headers) or in check, to another host (localhost vs 127.0.0.1: another origin)."""
+    with Server(lambda seen: (200, {}, "{}")) as elsewhere:
+        target = f"http://localhost:{elsewhere.port}/v3/steal"
+
+        def answer(seen: Seen) -> Reply:
+            if seen.path.startswith("/v3/login") and where != "login":
+                return login_ok()
+            return code, {"Location": target}, ""
+
+        with Server(answer) as gateway:
+            if where == "check":
+                output = run_check(config(gateway.base_url), tmp_path)
+                status = output.connection_status_messages[0].connectionStatus
+                message = status.message
+            else:
+                output = read(quiet_source(), config(gateway.base_url), catalog(["vendors"]))
+                message = output.errors[-1].trace.error.message
+                assert output.errors[-1].trace.error.failure_type.value == "config_error"
+                assert output.records == []
+            assert elsewhere.seen == []  # no credential, no request at all
+            assert f"HTTP {code} redirect to http://localhost:{elsewhere.port}" in message
+            assert "never follows" in message
+            assert gateway.paths().count("/v3/login") == 1
+
+
+@pytest.mark.parametrize("code", REDIRECT_CODES)
+def test_given_a_redirect_to_the_same_origin_when_reading_then_it_is_not_followed_either(code: int) -> None:
+    """No redirect is followed, even one to the same host: BILL never needs one, and a gateway that redirects (e.g.
+    to plain http on another port, or to a login page) is not BILL's API."""
+
+    def answer(seen: Seen) -> Reply:
+        if seen.path.startswith("/v3/login"):
+            return login_ok()
+        if seen.path.startswith("/v3/moved"):
+            return page([{"id": "00901X", "updatedTime": "2024-01-01T00:00:00.000Z"}])
+        return code, {"Location": "/v3/moved"}, ""
+
+    with Server(answer) as gateway:
+        output = read(quiet_source(), config(gateway.base_url), catalog(["vendors"]))
+        assert "/v3/moved" not in gateway.paths()
+        assert output.records == []
+        assert "redirect" in output.errors[-1].trace.error.message
+
+
+# --- 2. one origin, parsed once -------------------------------------------------------------------------------
+REFUSED_URLS = [
+    "http://127.0.0.1@evil.example/connect",
+    "http://evil.example@127.0.0.1/connect",
+    "http://user:pw@127.0.0.1:8080/",
+    "http://127.0.0.1\\@evil.example/",
+    "http://evil.example\\@127.0.0.1/",
+    "http://127.0.0.1:80\\@evil.example:80/",
+    "http://127.0.0.1%2f@evil.example/",
+    "http://127.0.0.1%00.evil.example/",
+    "http://127.0.0.1 .evil.example/",
+    "http://127.0.0.1\t/",
+    "http://127.0.0.1\n.evil.example/",
+    "http://evil.example#@127.0.0.1/",
+    "http://evil.example?@127.0.0.1/",
+    "http://127.0.0.1/connect?x=1",
+    "http://127.0.0.1/connect#frag",
+    "http://0x7f.0.0.1/",
+    "http://127.1/",
+    "http://[::ffff:7f00:1]/",
+    "http://evil.example/",
+    "https://gateway.prod.bill.com:99999/",
+    "ftp://127.0.0.1/",
+    "http:/127.0.0.1/",
+    "http://[::1/",
+    "http://127.0.0.1:8080:9090/",
+    "http://ⅼocalhost/",
+]
+
+
+@pytest.mark.parametrize("url", REFUSED_URLS)
+def test_given_a_base_url_parsers_could_read_differently_when_checking_then_config_error_and_no_request(
+    url: str, tmp_path: Path
+) -> None:
+    """Breaks if the config check reads a host that requests would not connect to (userinfo, backslash,
+    percent-escapes, whitespace, fragments) or accepts plain http to a host that is not plainly loopback."""
+    output = run_check(config(url), tmp_path)
+    status = output.connection_status_messages[0].connectionStatus
+    assert status.status.value == "FAILED"
+    assert "base_url" in status.message
+
+
+@pytest.mark.parametrize(
+    "url, origin",
+    [
+        ("HTTP://127.0.0.1:{port}/", "http://127.0.0.1:{port}"),
+        ("http://LOCALHOST:{port}", "http://localhost:{port}"),
+        ("http://[::1]:{port}//", "http://[::1]:{port}"),
+        ("Http://127.0.0.1:{port}/connect/", "http://127.0.0.1:{port}/connect"),
+    ],
+)
+def test_given_a_plain_loopback_base_url_when_checking_then_it_works_and_names_one_origin(
+    url: str, origin: str
+) -> None:
+    from source_bill.config import BillConfig
+    from source_bill.origin import origin_of
+
+    normalised = BillConfig.from_mapping(config(url.format(port=8123))).base_url
+    assert normalised == origin.format(port=8123)
+    assert str(origin_of(normalised + "/v3/login")) == origin.format(port=8123).removesuffix("/connect")
+
+
+def test_given_every_accepted_url_when_parsed_by_requests_urllib3_and_the_stdlib_then_all_agree_on_the_host() -> None:
+    """Exhaustive over a grammar of confusing pieces: whatever checked_url accepts, the three parsers agree."""
+    import itertools
+    from urllib.parse import urlsplit
+
+    from urllib3.util import parse_url
+
+    from source_bill.origin import UnsafeUrl, checked_url, origin_of
+
+    schemes = ["http://", "https://", "HTTP://"]
+    hosts = ["127.0.0.1", "localhost", "[::1]", "evil.example", "a.b", "127.0.0.1.", "xn--e1a.example"]
+    middles = ["", "@", "\\", "%40", "#", "?", ":", " ", "\t", ".", "/", "@evil.example", "\\@evil.example"]
+    tails = ["", ":8080", "/connect", "/", ":1/x/", "@127.0.0.1", "#@127.0.0.1"]
+    accepted = 0
+    for scheme, host, middle, tail in itertools.product(schemes, hosts, middles, tails):
+        url = f"{scheme}{host}{middle}{tail}"
+        try:
+            normalised, origin = checked_url(url)
+        except UnsafeUrl:
+            continue
+        accepted += 1
+        hostname = (urlsplit(url.strip()).hostname or "").rstrip(".")
+        assert hostname.lower() == origin.host or f"[{hostname}]" == f"[{origin.host}]", url
+        assert (parse_url(url.strip()).host or "").strip("[]").lower().rstrip(".") == origin.host, url
+        assert origin_of(normalised + "/v3/login") == origin, url
+        assert origin.scheme == "https" or origin.host in ("127.0.0.1", "localhost", "::1"), url
+    assert accepted > 20  # the grammar does reach accepted URLs
+
+
+# --- 3 and 4. nothing BILL echoes reaches the output ---------------------------------------------------------
+def echo_login(status: int) -> Any:
+    def answer(seen: Seen) -> Reply:
+        body = seen.body.decode()
+        return status, {"Content-Type": "application/json"}, json.dumps([{"code": "BDC_9999", "message": body}])
+
+    return answer
+
+
+def echo_list(seen: Seen) -> Reply:
+    if seen.path.startswith("/v3/login"):
+        return login_ok(SESSION)
+    echoed = f"bad session {seen.headers.get('sessionId')} key {seen.headers.get('devKey')}"
+    return 400, {"Content-Type": "application/json"}, json.dumps([{"code": "BDC_9998", "message": echoed}])
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("answer", [echo_login(400), echo_login(403), echo_login(500), echo_list], ids=str)
+def test_given_bill_echoes_credentials_when_check_and_read_run_then_no_output_line_holds_them(
+    answer: Any, debug: bool, tmp_path: Path
+) -> None:
+    """Breaks if any message type (CONNECTION_STATUS, TRACE, LOG) is written without the secret filter."""
+    with Server(answer) as gateway:
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(config(gateway.base_url)))
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog_json(["vendors", "users"])))
+        flags = ["--debug"] if debug else []
+        _, checked = cli("check", "--config", str(path), *flags)
+        _, read_out = cli("read", "--config", str(path), "--catalog", str(catalog_path), *flags)
+        assert '"CONNECTION_STATUS"' in checked
+        assert '"TRACE"' in read_out
+        assert_no_secret(checked + read_out, [PASSWORD, DEV_KEY, SESSION])
+        assert any(PASSWORD.encode() in s.body for s in gateway.seen)  # the server did see (and echo) them
+
+
+@pytest.mark.parametrize("offset", range(100, 128))
+def test_given_an_answer_quoted_in_part_when_a_secret_straddles_the_cut_then_no_piece_of_it_is_shown(
+    offset: int, tmp_path: Path
+) -> None:
+    """Breaks if an error quotes the first bytes of an answer before masking: the part of the secret before the
+    cut would escape the filter."""
+    body = "<" + "x" * (offset - 1) + PASSWORD + "x" * 50  # not JSON: quoted as "starts with ..."
+
+    with Server(lambda seen: (200, {"Content-Type": "text/html"}, body)) as gateway:
+        output = run_check(config(gateway.base_url), tmp_path)
+    status = output.connection_status_messages[0].connectionStatus
+    logs = [m.log.message for m in output.logs] + [m.trace.error.message or "" for m in output.errors]
+    assert "not JSON" in status.message
+    assert "x" * 20 in status.message  # the answer is quoted, masked
+    assert_no_secret("\n".join([status.message, *logs]), [PASSWORD])
