@@ -62,9 +62,9 @@ class Server:
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self._thread.start()
         return self
 

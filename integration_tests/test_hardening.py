@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, _run_command, read
-from airbyte_cdk.models import SyncMode
 
 from integration_tests.hardening_server import Reply, Seen, Server, login_ok, page
 from source_bill import SourceBill
-from source_bill.streams import STREAM_CLASSES
 
 PASSWORD = "Pw-Okapi7Heron-20931"
 DEV_KEY = "DK-Tapir3Marmot-77154"
@@ -201,7 +200,7 @@ REFUSED_URLS = [
     "http:/127.0.0.1/",
     "http://[::1/",
     "http://127.0.0.1:8080:9090/",
-    "http://ⅼocalhost/",
+    "http://\u217cocalhost/",  # a Roman numeral fifty that NFKC-normalises to "l"
 ]
 
 
@@ -267,15 +266,23 @@ def test_given_every_accepted_url_when_parsed_by_requests_urllib3_and_the_stdlib
 
 
 # --- 3 and 4. nothing BILL echoes reaches the output ---------------------------------------------------------
-def echo_login(status: int) -> Any:
-    def answer(seen: Seen) -> Reply:
-        body = seen.body.decode()
-        return status, {"Content-Type": "application/json"}, json.dumps([{"code": "BDC_9999", "message": body}])
+class EchoLogin:
+    """Answers every login with ``status`` and the request body as BILL's message; a 5xx only once, then 400, so
+    the retried login ends fast."""
 
-    return answer
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.logins = 0
+
+    def __call__(self, seen: Seen) -> Reply:
+        self.logins += 1
+        status = self.status if self.status < 500 or self.logins == 1 else 400
+        message = seen.body.decode()
+        return status, {"Content-Type": "application/json"}, json.dumps([{"code": "BDC_9999", "message": message}])
 
 
 def echo_list(seen: Seen) -> Reply:
+    """Signs in, then answers every list request with 400 echoing the session id and developer key."""
     if seen.path.startswith("/v3/login"):
         return login_ok(SESSION)
     echoed = f"bad session {seen.headers.get('sessionId')} key {seen.headers.get('devKey')}"
@@ -283,23 +290,34 @@ def echo_list(seen: Seen) -> Reply:
 
 
 @pytest.mark.parametrize("debug", [False, True])
-@pytest.mark.parametrize("answer", [echo_login(400), echo_login(403), echo_login(500), echo_list], ids=str)
 def test_given_bill_echoes_credentials_when_check_and_read_run_then_no_output_line_holds_them(
-    answer: Any, debug: bool, tmp_path: Path
+    debug: bool, tmp_path: Path
 ) -> None:
-    """Breaks if any message type (CONNECTION_STATUS, TRACE, LOG) is written without the secret filter."""
-    with Server(answer) as gateway:
-        path = tmp_path / "config.json"
-        path.write_text(json.dumps(config(gateway.base_url)))
-        catalog_path = tmp_path / "catalog.json"
-        catalog_path.write_text(json.dumps(catalog_json(["vendors", "users"])))
-        flags = ["--debug"] if debug else []
-        _, checked = cli("check", "--config", str(path), *flags)
-        _, read_out = cli("read", "--config", str(path), "--catalog", str(catalog_path), *flags)
-        assert '"CONNECTION_STATUS"' in checked
-        assert '"TRACE"' in read_out
-        assert_no_secret(checked + read_out, [PASSWORD, DEV_KEY, SESSION])
-        assert any(PASSWORD.encode() in s.body for s in gateway.seen)  # the server did see (and echo) them
+    """Breaks if any message type (CONNECTION_STATUS, TRACE, LOG) is written without the secret filter: logins
+    answered 400, 403 and 500 (then 400) that echo the login body, and a list 400 that echoes the session headers;
+    ``check`` and ``read`` of each, through the installed CLI."""
+    answers = {"login-400": EchoLogin(400), "login-403": EchoLogin(403), "login-500": EchoLogin(500)}
+    answers["list-400"] = echo_list  # type: ignore[assignment]
+    flags = ["--debug"] if debug else []
+    catalog_path = tmp_path / "catalog.json"
+    catalog_path.write_text(json.dumps(catalog_json(["vendors", "users"])))
+    servers = {name: Server(answer) for name, answer in answers.items()}
+    runs = {}
+    with ThreadPoolExecutor(4) as pool:
+        for name, server in servers.items():
+            server.__enter__()
+            path = tmp_path / f"{name}.json"
+            path.write_text(json.dumps(config(server.base_url)))
+            runs[name, "check"] = pool.submit(cli, "check", "--config", str(path), *flags)
+            runs[name, "read"] = pool.submit(cli, "read", "--config", str(path), "--catalog", str(catalog_path), *flags)
+        outputs = {key: future.result()[1] for key, future in runs.items()}
+    for server in servers.values():
+        server.__exit__()
+    for (name, command), out in outputs.items():
+        assert ('"CONNECTION_STATUS"' if command == "check" else '"TRACE"') in out, (name, command, out[-2000:])
+        assert_no_secret(out, [PASSWORD, DEV_KEY, SESSION])
+    for server in servers.values():
+        assert any(PASSWORD.encode() in s.body for s in server.seen)  # each server did see (and echo) them
 
 
 @pytest.mark.parametrize("offset", range(100, 128))
@@ -317,3 +335,97 @@ def test_given_an_answer_quoted_in_part_when_a_secret_straddles_the_cut_then_no_
     assert "not JSON" in status.message
     assert "x" * 20 in status.message  # the answer is quoted, masked
     assert_no_secret("\n".join([status.message, *logs]), [PASSWORD])
+
+
+# --- 5. a sign-in outage is one bounded failure; 12: refused once, unreachable named -------------------------
+def login_always(status: int, body: str = "") -> Any:
+    def answer(seen: Seen) -> Reply:
+        if seen.path.startswith("/v3/login"):
+            return status, {"Content-Type": "application/json"}, body
+        return page([{"id": "00901A", "updatedTime": "2024-01-01T00:00:00.000Z"}])
+
+    return answer
+
+
+def test_given_login_answers_500_when_reading_every_stream_then_one_bounded_failure_and_no_stream_is_read() -> None:
+    """Breaks if each stream retries the whole login schedule on its own (154 logins for 22 streams), or if the
+    schedule is longer than 5 attempts."""
+    sleeps: List[float] = []
+    with Server(login_always(500, '[{"code": "BDC_1001", "message": "Unexpected system error."}]')) as gateway:
+        output = read(quiet_source(sleeps), config(gateway.base_url), catalog(STREAM_NAMES))
+    assert gateway.paths() == ["/v3/login"] * 5
+    assert len(sleeps) == 4 and sum(sleeps) < 60
+    assert output.records == []
+    assert len(output.errors) == 1
+    assert output.errors[0].trace.error.failure_type.value == "transient_error"
+    assert "BILL had a server error" in output.errors[0].trace.error.message
+
+
+def test_given_a_wrong_password_when_reading_22_streams_then_one_login_one_config_error_and_no_stream() -> None:
+    refused = '[{"code": "BDC_1101", "message": "Invalid username or password"}]'
+    with Server(login_always(400, refused)) as gateway:
+        output = read(quiet_source(), config(gateway.base_url), catalog(STREAM_NAMES))
+    assert gateway.paths() == ["/v3/login"]
+    assert len(output.errors) == 1
+    error = output.errors[0].trace.error
+    assert error.failure_type.value == "config_error"
+    assert error.message.count("BILL rejected the username or password") == 1
+    assert [m for m in output.logs if m.log.level.value == "ERROR"] == []
+
+
+def test_given_login_fails_for_good_mid_sync_when_other_streams_wait_then_none_of_them_starts() -> None:
+    """The session ends mid-sync and every new login fails: the streams not yet started are not attempted, and
+    the sync reports the sign-in failure once at the end."""
+    logins = []
+
+    def answer(seen: Seen) -> Reply:
+        if seen.path.startswith("/v3/login"):
+            logins.append(seen)
+            if len(logins) == 1:
+                return login_ok()
+            return 500, {}, ""
+        if seen.path.startswith("/v3/vendors"):
+            return 401, {"Content-Type": "application/json"}, '[{"code": "BDC_1109", "message": "Session expired"}]'
+        return page([{"id": "00901A", "updatedTime": "2024-01-01T00:00:00.000Z"}])
+
+    with Server(answer) as gateway:
+        output = read(quiet_source(), {**config(gateway.base_url), "max_concurrent_requests": 1}, catalog(STREAM_NAMES))
+    assert len(logins) == 6  # the first, then one schedule of 5 attempts for the whole sync
+    assert len(gateway.seen) - len(logins) <= len(STREAM_NAMES)
+    assert "BILL had a server error" in output.errors[-1].trace.error.message
+
+
+def test_given_login_never_answers_when_checking_then_check_answers_within_a_minute(tmp_path: Path) -> None:
+    """Breaks if the login's read timeout is long (60 s) or check retries the whole read schedule (467 s)."""
+    with Server(lambda seen: None) as gateway:
+        started = time.monotonic()
+        output = run_check(config(gateway.base_url), tmp_path, SourceBill())
+        took = time.monotonic() - started
+        attempts = len(gateway.seen)
+    status = output.connection_status_messages[0].connectionStatus
+    assert took < 70, took
+    assert 2 <= attempts <= 4
+    assert f"127.0.0.1:{gateway.port}" in status.message
+    assert "no answer within 15 s" in status.message
+
+
+@pytest.mark.parametrize(
+    "base_url, cause",
+    [
+        ("http://127.0.0.1:{dead}", "the connection was refused"),
+        ("https://nonexistent.invalid", "could not be resolved"),
+    ],
+)
+def test_given_bill_unreachable_when_checking_then_the_message_names_host_and_cause(
+    base_url: str, cause: str, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    url = base_url.format(dead=dead)
+    output = run_check(config(url), tmp_path)
+    message = output.connection_status_messages[0].connectionStatus.message
+    assert url.removeprefix("https://").removeprefix("http://") in message
+    assert cause in message
