@@ -303,7 +303,7 @@ class BillClient:
                     raise errors.traced(
                         rule,
                         f"BILL still refused requests after the connector waited twice for its hourly window to "
-                        f"reset; retry after {self._resume_time(wait)} {detail}",
+                        f"reset; retry {self._resume_time(wait)} {detail}",
                     )
                 if wait > bound:
                     allowed_by = (
@@ -313,8 +313,7 @@ class BillClient:
                     )
                     raise errors.traced(
                         rule,
-                        f"BILL accepts requests again at about {self._resume_time(wait)}, later than {allowed_by} "
-                        f"{detail}",
+                        f"BILL accepts requests again {self._resume_time(wait)}, later than {allowed_by} {detail}",
                     )
                 self._wait(wait, f"BILL's hourly request limit reached on {context}; waiting for the window to reset")
                 continue
@@ -335,18 +334,19 @@ class BillClient:
         if delay > MAX_RETRY_AFTER or spent[0] + delay > budget:
             raise errors.traced(
                 rule,
-                f"Waiting {_seconds(delay)} more would exceed what the connector waits for one request "
-                f"({budget:.0f} s in all, at most {MAX_RETRY_AFTER:.0f} s at a time); retry after "
+                f"The next wait ({_seconds(delay)}) would pass what the connector waits for one request "
+                f"({budget:.0f} s in all, at most {MAX_RETRY_AFTER:.0f} s at a time); retry "
                 f"{self._resume_time(delay)} {detail}",
             )
         spent[0] += delay
         self._wait(delay, why)
 
     def _resume_time(self, seconds: float) -> str:
+        """``after about 2026-01-02 03:04 UTC``, or ``later`` when BILL named no time a calendar can hold."""
         try:
-            return f"{self._wall_clock() + timedelta(seconds=seconds):%Y-%m-%d %H:%M} UTC"
+            return f"after about {self._wall_clock() + timedelta(seconds=seconds):%Y-%m-%d %H:%M} UTC"
         except (OverflowError, ValueError):
-            return "a much later time (BILL named no usable time)"
+            return "later (BILL named no time the connector can use)"
 
     def _wait(self, seconds: float, why: str) -> None:
         self.logger.info(f"{why}: waiting {seconds:.1f} s.")

@@ -229,4 +229,4 @@ def test_given_retry_after_longer_than_allowed_when_retrying_then_fails_at_once_
 
     assert sleeps == []  # a day is far beyond what one request may wait: no 600 s waits that lead nowhere
     assert output.errors[0].trace.error.failure_type.value == "transient_error"
-    assert "retry after" in output.errors[0].trace.error.message
+    assert "retry after about" in output.errors[0].trace.error.message
