@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -429,3 +430,99 @@ def test_given_bill_unreachable_when_checking_then_the_message_names_host_and_ca
     message = output.connection_status_messages[0].connectionStatus.message
     assert url.removeprefix("https://").removeprefix("http://") in message
     assert cause in message
+
+
+# --- 8. numbers and JSON the fast parser refuses ------------------------------------------------------------
+EXACT_PAGE = (
+    '{"results": ['
+    '{"id": "00901N1", "updatedTime": "2024-01-01T00:00:00.000Z", "big": 123456789012345678901234567890, '
+    '"money": 12345678901234567.89, "small": 0.1, "count": 7},'
+    '{"id": "00901N2", "updatedTime": "2024-01-01T00:00:01.000Z", "huge": 1e309, "text": "a\\ud800b"},'
+    '{"id": "00901N3", "updatedTime": "2024-01-01T00:00:02.000Z", "deep": ' + "[" * 1500 + "1.5" + "]" * 1500 + "}"
+    '], "nextPage": null}'
+)
+
+
+def test_given_numbers_beyond_floats_and_json_orjson_refuses_when_reading_then_records_are_exact(
+    tmp_path: Path,
+) -> None:
+    """Breaks if big integers or 17-digit money are rounded (orjson alone), or if the page with 1e309, a lone
+    surrogate or 1,500 levels of nesting fails the stream ("not JSON") instead of taking the exact slow path."""
+
+    def answer(seen: Seen) -> Reply:
+        if seen.path.startswith("/v3/login"):
+            return login_ok()
+        return 200, {"Content-Type": "application/json"}, EXACT_PAGE
+
+    with Server(answer) as gateway:
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(config(gateway.base_url)))
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog_json(["vendors"])))
+        code, out = cli("read", "--config", str(path), "--catalog", str(catalog_path))
+    lines = [line for line in out.splitlines() if line.startswith('{"type":"RECORD"')]
+    assert code == 0, out[-3000:]
+    assert len(lines) == 3
+    assert '"big":123456789012345678901234567890' in lines[0]
+    assert '"money":12345678901234567.89' in lines[0]
+    assert '"small":0.1,"count":7' in lines[0]
+    assert '"huge":1E+309' in lines[1] and '"text":"a\\ud800b"' in lines[1]
+    assert '"deep":' + "[" * 1500 + "1.5" + "]" * 1500 in lines[2]
+    for line in lines[:2]:
+        json.loads(line)  # valid JSON (the 1,500-deep line is beyond the json module's recursion limit)
+
+
+# --- 9. SIGTERM ---------------------------------------------------------------------------------------------
+def many_records(seen: Seen) -> Reply:
+    if seen.path.startswith("/v3/login"):
+        return login_ok()
+    query = seen.path.partition("?")[2]
+    page_no = int(dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("page", "0") or 0)
+    results = [
+        {
+            "id": f"00901P{page_no:04d}{i:03d}",
+            "updatedTime": f"2024-01-01T00:{page_no // 60:02d}:{page_no % 60:02d}.000Z",
+            "name": "n" * 400,
+        }
+        for i in range(100)
+    ]
+    body = {"results": results, "nextPage": str(page_no + 1) if page_no < 400 else None}
+    return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
+def test_given_sigterm_while_stdout_is_blocked_when_reading_then_whole_lines_valid_state_and_exit_143(
+    delay: float, tmp_path: Path
+) -> None:
+    """Nobody reads stdout, so the connector blocks in the middle of a write; SIGTERM then arrives. Breaks if the
+    process dies at once (the pipe then ends with a cut-off line) or exits 0."""
+    with Server(many_records) as gateway:
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(config(gateway.base_url)))
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog_json(["vendors", "bills", "invoices"])))
+        for stream in (catalog := json.loads(catalog_path.read_text()))["streams"]:
+            stream["sync_mode"] = "incremental"
+        catalog_path.write_text(json.dumps(catalog))
+        script = Path(sys.executable).parent / "source-bill"
+        env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        proc = subprocess.Popen(
+            [str(script), "read", "--config", str(path), "--catalog", str(catalog_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(gateway.seen) < 8:  # reading has begun and the pipe is filling
+            time.sleep(0.1)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    text = out.decode()
+    assert text.endswith("\n")
+    lines = text.splitlines()
+    messages = [json.loads(line) for line in lines]  # every line whole
+    states = [m for m in messages if m["type"] == "STATE"]
+    assert states, "the read got far enough to checkpoint"
+    assert states[-1]["state"]["stream"]["stream_state"]["updatedTime"]
