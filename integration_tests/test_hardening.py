@@ -377,7 +377,8 @@ def test_given_a_wrong_password_when_reading_22_streams_then_one_login_one_confi
 def test_given_login_fails_for_good_mid_sync_when_other_streams_wait_then_none_of_them_starts() -> None:
     """The session ends mid-sync and every new login fails: the streams not yet started are not attempted, and
     the sync reports the sign-in failure once at the end."""
-    logins = []
+    logins: List[Seen] = []
+    lists: List[Seen] = []
 
     def answer(seen: Seen) -> Reply:
         if seen.path.startswith("/v3/login"):
@@ -385,14 +386,16 @@ def test_given_login_fails_for_good_mid_sync_when_other_streams_wait_then_none_o
             if len(logins) == 1:
                 return login_ok()
             return 500, {}, ""
-        if seen.path.startswith("/v3/vendors"):
+        lists.append(seen)
+        if len(lists) > 1:  # the first stream reads; then the session ends
             return 401, {"Content-Type": "application/json"}, '[{"code": "BDC_1109", "message": "Session expired"}]'
         return page([{"id": "00901A", "updatedTime": "2024-01-01T00:00:00.000Z"}])
 
     with Server(answer) as gateway:
         output = read(quiet_source(), {**config(gateway.base_url), "max_concurrent_requests": 1}, catalog(STREAM_NAMES))
     assert len(logins) == 6  # the first, then one schedule of 5 attempts for the whole sync
-    assert len(gateway.seen) - len(logins) <= len(STREAM_NAMES)
+    assert len(lists) == 2  # no stream after the second one is attempted
+    assert len(output.records) == 1
     assert "BILL had a server error" in output.errors[-1].trace.error.message
 
 
@@ -526,3 +529,27 @@ def test_given_sigterm_while_stdout_is_blocked_when_reading_then_whole_lines_val
     states = [m for m in messages if m["type"] == "STATE"]
     assert states, "the read got far enough to checkpoint"
     assert states[-1]["state"]["stream"]["stream_state"]["updatedTime"]
+
+
+def test_given_a_url_of_another_origin_when_the_client_is_asked_to_send_it_then_nothing_is_sent() -> None:
+    """The last line of defence: whatever builds a URL (a stream, a page token, a future token endpoint), no
+    request leaves for an origin outside the allowed ones (scheme, host and port)."""
+    import logging
+
+    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+    from source_bill.client import BillClient
+    from source_bill.config import BillConfig
+
+    with Server(lambda seen: page([])) as elsewhere, Server(lambda seen: login_ok()) as gateway:
+        client = BillClient(BillConfig.from_mapping(config(gateway.base_url)), logging.getLogger("test"))
+        client.auth.session_id()
+        for url in (
+            f"http://localhost:{elsewhere.port}/v3/vendors",
+            f"http://127.0.0.1:{elsewhere.port}/v3/vendors",
+            f"http://localhost:{gateway.port}/v3/vendors",
+        ):
+            with pytest.raises(AirbyteTracedException, match="refused before it was sent"):
+                client.send_request("GET", url, {})
+        assert elsewhere.seen == []
+        assert gateway.paths() == ["/v3/login"]
