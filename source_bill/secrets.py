@@ -11,7 +11,8 @@ import json
 from typing import Any, Set
 from urllib.parse import quote, quote_plus
 
-from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets, filter_secrets
+from airbyte_cdk.utils import airbyte_secrets_utils
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 
 _LONGEST = [0]  # the longest registered form, so an excerpt can be masked before it is cut
 
@@ -28,8 +29,9 @@ def register(secret: Any) -> None:
     """Mask ``secret`` (a non-empty string) in every message from now on."""
     if not isinstance(secret, str) or not secret:
         return
-    for form in forms(secret):
-        add_to_secrets(form)
+    known = set(getattr(airbyte_secrets_utils, "__SECRETS_FROM_CONFIG", []))  # once each: every line pays per entry
+    for form in forms(secret) - known:
+        airbyte_secrets_utils.add_to_secrets(form)
         _LONGEST[0] = max(_LONGEST[0], len(form))
 
 
