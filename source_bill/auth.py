@@ -7,10 +7,10 @@ import time
 from typing import Any, Callable, Mapping, Optional
 
 import requests
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.auth import AuthBase
+
+from . import secrets
 
 # BILL ends a session after 35 idle minutes (sync-token sessions last 48 hours); renew a little before.
 IDLE_RENEW_SECONDS = 30 * 60
@@ -68,22 +68,27 @@ class BillSessionAuthenticator(AuthBase):
             if rejected_session_id is None or rejected_session_id == self._session_id:
                 self._session_id = None
 
+    @property
+    def failed(self) -> Optional[AirbyteTracedException]:
+        """The sign-in failure that ended this run's logins, if one did."""
+        return self._refused
+
     def refresh_and_set_access_token(self) -> None:
         """The CDK's re-login hook (duck-typed by its HttpClient)."""
         self.invalidate(None)
 
     def _new_session(self) -> str:
         if self._refused is not None:
-            raise self._refused  # BILL refused these credentials: asking again only risks a lockout (BDC_1110)
+            raise self._refused  # asking again only risks a lockout (BDC_1110) or BILL's 200 logins an hour
         try:
             answer = self._login(self._credentials)
         except AirbyteTracedException as exc:
-            if exc.failure_type == FailureType.config_error:
-                self._refused = exc
+            # Refused, or failing after the whole login schedule: said once; no stream signs in again this run.
+            self._refused = exc
             raise
         session_id = answer.get("sessionId") if isinstance(answer, Mapping) else None
         if not isinstance(session_id, str) or not session_id:
             message = "BILL's login answer has no sessionId; BILL may have changed its login API."
             raise AirbyteTracedException(message=message, internal_message=message)
-        add_to_secrets(session_id)  # before anything can log it
+        secrets.register(session_id)  # before anything can log it
         return session_id

@@ -3,31 +3,43 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
+import socket
+import ssl
 import threading
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO, Callable, Deque, List, Mapping, Optional, Tuple
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO, Callable, Deque, List, Mapping, Optional, Set, Tuple
+from urllib.parse import urljoin
 
-import orjson
 import requests
+import urllib3
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
-from . import errors
+from . import errors, jsonparse
 from .auth import BillSessionAuthenticator
 from .config import BillConfig
 from .errors import Action, Rule
+from .origin import Origin, allowed, origin_of
+from .secrets import masked_excerpt
 from .timeutil import parse_http_date
 
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
+LOGIN_TIMEOUT = (5.0, 15.0)  # a login answers fast or not at all
 MAX_RETRIES = 6  # 5xx, network errors, timeouts
 MAX_CONCURRENCY_RETRIES = 10  # BDC_1322 / 429
 MAX_RELOGINS = 3  # per request
 CHUNK_BYTES = 1 << 20  # file downloads are written a chunk at a time
-MAX_RETRY_AFTER = 600.0  # a Retry-After longer than this on a retryable answer is capped (BDC_1144 has its own bound)
+MAX_RETRY_AFTER = 600.0  # a Retry-After longer than this fails the request at once (BDC_1144 has its own bound)
+MAX_LOGIN_ATTEMPTS = 5  # per sign-in; BILL allows 200 logins an hour per developer key, for every app on it
+MAX_FAILED_LOGINS = 10  # per run: a sign-in that keeps failing fails the sync, never a login storm
+LOGIN_DEADLINE_S = 120.0  # no login retry starts later than this after the first attempt
+REQUEST_DEADLINE_S = 15 * 60.0  # no retry of one request starts later than this after its first attempt
+CHECK_DEADLINE_S = 40.0  # check: a person is waiting (login and each request)
 
 
 class Backoff:
@@ -40,7 +52,7 @@ class Backoff:
 
     def delay(self, attempt: int, retry_after: Optional[float] = None) -> float:
         if retry_after is not None:
-            return min(max(0.0, retry_after), MAX_RETRY_AFTER)
+            return max(0.0, retry_after)  # the client fails at once when this is more than it waits
         ceiling = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
         return float(ceiling * (0.5 + self._rng.random() / 2))
 
@@ -100,14 +112,26 @@ class RequestLimiter:
 
 
 class LimitedAdapter(HTTPAdapter):
-    """Holds a limiter slot from sending a request until its whole answer is read; notes the fastest answer."""
+    """Holds a limiter slot from sending a request until its whole answer is read; notes the fastest answer.
 
-    def __init__(self, limiter: RequestLimiter, pool_size: int) -> None:
+    Every request carries credentials (session headers, the login body, a token), so none leaves for an origin
+    (scheme, host, port) outside ``origins``, whatever built its URL.
+    """
+
+    def __init__(self, limiter: RequestLimiter, pool_size: int, origins: Set[Origin]) -> None:
         super().__init__(pool_connections=1, pool_maxsize=pool_size)
         self._limiter = limiter
+        self.origins = origins
         self.fastest_answer_s = float("inf")  # request sent to answer read (no limiter wait): BILL's latency, at best
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if not allowed(request.url or "", self.origins):
+            target = origin_of(request.url or "")
+            raise errors.traced(
+                errors.REDIRECT_RULE,
+                f"(a request to {target or 'an unreadable URL'} was refused before it was sent; the allowed "
+                f"origins are {', '.join(sorted(map(str, self.origins)))}.)",
+            )
         self._limiter.acquire()
         held_by_body = False
         try:
@@ -154,12 +178,13 @@ class Route:
         limiter: Any,
         classify: Callable[..., Rule],
         pool_size: int,
+        origins: Set[Origin],
     ) -> None:
         self.prefix = prefix
         self.classify = classify
         self.session = requests.Session()
         self.session.auth = auth
-        adapter = LimitedAdapter(limiter, pool_size=pool_size)
+        adapter = LimitedAdapter(limiter, pool_size=pool_size, origins=origins)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
@@ -177,13 +202,20 @@ class BillClient:
     ) -> None:
         self.config = config
         self.logger = logger
+        self._clock = clock
+        self.deadline_s = REQUEST_DEADLINE_S  # check lowers it: a person is waiting
+        self.failed_logins = 0
         self._sleep = sleep
         self._wall_clock = wall_clock
         self.backoff = backoff or Backoff()
         self.limiter = RequestLimiter(
             config.max_concurrent_requests, config.requests_per_hour, logger, clock=clock, sleep=sleep
         )
-        adapter = self._adapter = LimitedAdapter(self.limiter, pool_size=config.max_concurrent_requests)
+        base_origin = origin_of(config.base_url)
+        self.allowed_origins: Set[Origin] = {base_origin} if base_origin is not None else set()
+        adapter = self._adapter = LimitedAdapter(
+            self.limiter, pool_size=config.max_concurrent_requests, origins=self.allowed_origins
+        )
         self._login_http = requests.Session()
         self._http = requests.Session()
         for session in (self._login_http, self._http):
@@ -225,8 +257,8 @@ class BillClient:
     def download(self, url: str, sink: BinaryIO, *, context: str) -> Tuple[int, Optional[int]]:
         """GET a file into ``sink`` a chunk at a time, through the same limits, retries and re-login as every
         request; returns (bytes written, the Content-Length BILL announced, if any and not content-encoded)."""
-        if _origin(url) != _origin(self.config.base_url):
-            raise ForeignLink(f"{context}: the link is on {_origin(url)}, not on the configured BILL host")
+        if not allowed(url, self.allowed_origins):
+            raise ForeignLink(f"{context}: the link is on {origin_of(url)}, not on the configured BILL host")
         response = self._send("GET", url, context=context, stream=True)
         try:
             declared = response.headers.get("Content-Length")
@@ -276,23 +308,42 @@ class BillClient:
     ) -> requests.Response:
         route = None if is_login else self._route_for(url)
         http = self._login_http if is_login else route.session if route else self._http
+        timeout = LOGIN_TIMEOUT if is_login else TIMEOUT
+        # Time spent on this request so far: its attempts (clock) plus the waits between them (as asked of sleep).
+        budget = min(self.deadline_s, LOGIN_DEADLINE_S if is_login else REQUEST_DEADLINE_S)
+        spent = [0.0]
+        max_retries = MAX_LOGIN_ATTEMPTS - 1 if is_login else MAX_RETRIES
         retries = concurrency_retries = relogins = hourly_waits = 0
         while True:
+            if is_login:
+                self._count_login()
+            started = self._clock()
             try:
-                # a download follows no redirect: the session headers would go along to wherever it points
                 response = http.request(
-                    method, url, params=params, json=json, timeout=TIMEOUT, stream=stream, allow_redirects=not stream
+                    method, url, params=params, json=json, timeout=timeout, stream=stream, allow_redirects=False
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
+                spent[0] += self._clock() - started
+                if is_login:
+                    self.failed_logins += 1
                 retries += 1
-                if retries > MAX_RETRIES:
+                cause = network_cause(exc, timeout)
+                delay = self.backoff.delay(retries)
+                if retries > max_retries or spent[0] + delay > budget:
                     raise errors.traced(
-                        errors.NETWORK_RULE, f"Gave up on {context} after {MAX_RETRIES} retries: {type(exc).__name__}."
+                        errors.NETWORK_RULE,
+                        f"Gave up on {context} at {_host(url)} after {retries} attempts: {cause}.",
                     ) from None
-                self._wait(self.backoff.delay(retries), f"{context}: {type(exc).__name__}, retry {retries}")
+                spent[0] += delay
+                self._wait(delay, f"{context}: {cause}, retry {retries}")
                 continue
+            spent[0] += self._clock() - started
             if response.status_code < 300:
                 return response
+            if is_login:
+                self.failed_logins += 1
+            if response.status_code < 400:
+                raise redirect_refused(response, context)
             bill_errors = errors.parse_errors(response)
             rule = (route.classify if route else errors.classify)(response.status_code, bill_errors, is_login=is_login)
             said = errors.describe(bill_errors) or f"HTTP {response.status_code}"
@@ -308,16 +359,21 @@ class BillClient:
                 continue
             if rule.action is Action.RETRY:
                 retries += 1
-                if retries > MAX_RETRIES:
-                    raise errors.traced(rule, f"Gave up after {MAX_RETRIES} retries {detail}")
-                self._wait(self.backoff.delay(retries, _retry_after(response)), f"{said} on {context}, retry {retries}")
+                if retries > max_retries:
+                    raise errors.traced(rule, f"Gave up after {retries} attempts {detail}")
+                delay = self.backoff.delay(retries, _retry_after(response))
+                self._wait_or_fail(rule, delay, budget, spent, detail, f"{said} on {context}, retry {retries}")
                 continue
             if rule.action is Action.WAIT_CONCURRENCY:
                 concurrency_retries += 1
                 if concurrency_retries > MAX_CONCURRENCY_RETRIES:
                     raise errors.traced(rule, f"Gave up after {MAX_CONCURRENCY_RETRIES} retries {detail}")
-                self._wait(
+                self._wait_or_fail(
+                    rule,
                     self.backoff.delay(concurrency_retries, _retry_after(response)),
+                    budget,
+                    spent,
+                    detail,
                     f"{said} on {context} (rate limited), retry {concurrency_retries}",
                 )
                 continue
@@ -326,19 +382,55 @@ class BillClient:
                 wait = _retry_after(response)
                 if wait is None:
                     wait = self._seconds_to_next_hour() + 1.0
-                bound = self.config.rate_limit_max_wait_minutes * 60
-                if hourly_waits > 2 or wait > bound:
-                    resume = self._wall_clock() + timedelta(seconds=wait)
+                bound = self.config.rate_limit_max_wait_minutes * 60 if self.deadline_s >= REQUEST_DEADLINE_S else 0.0
+                if hourly_waits > 2:
                     raise errors.traced(
                         rule,
-                        f"BILL accepts requests again at about {resume:%Y-%m-%d %H:%M} UTC, later than "
-                        f"rate_limit_max_wait_minutes={self.config.rate_limit_max_wait_minutes} allows {detail}",
+                        f"BILL still refused requests after the connector waited twice for its hourly window to "
+                        f"reset; retry {self._resume_time(wait)} {detail}",
+                    )
+                if wait > bound:
+                    allowed_by = (
+                        f"rate_limit_max_wait_minutes={self.config.rate_limit_max_wait_minutes} allows"
+                        if bound
+                        else "check waits"
+                    )
+                    raise errors.traced(
+                        rule,
+                        f"BILL accepts requests again {self._resume_time(wait)}, later than {allowed_by} {detail}",
                     )
                 self._wait(wait, f"BILL's hourly request limit reached on {context}; waiting for the window to reset")
                 continue
             if rule.action is Action.SKIP_STREAM:
                 raise errors.StreamUnavailable(f"{rule.message} {detail}")
             raise errors.traced(rule, detail)
+
+    def _count_login(self) -> None:
+        if self.failed_logins >= MAX_FAILED_LOGINS:
+            message = (
+                f"BILL sign-in failed {self.failed_logins} times in this run; the connector stops rather than "
+                "risk BILL's limit of 200 logins an hour per developer key. Retry the sync later."
+            )
+            raise errors.traced(Rule(Action.FAIL, message, errors._TRANSIENT), "")
+
+    def _wait_or_fail(self, rule: Rule, delay: float, budget: float, spent: List[float], detail: str, why: str) -> None:
+        """Wait ``delay`` s, unless that is more than the connector waits for one request: then fail now."""
+        if delay > MAX_RETRY_AFTER or spent[0] + delay > budget:
+            raise errors.traced(
+                rule,
+                f"The next wait ({_seconds(delay)}) would pass what the connector waits for one request "
+                f"({budget:.0f} s in all, at most {MAX_RETRY_AFTER:.0f} s at a time); retry "
+                f"{self._resume_time(delay)} {detail}",
+            )
+        spent[0] += delay
+        self._wait(delay, why)
+
+    def _resume_time(self, seconds: float) -> str:
+        """``after about 2026-01-02 03:04 UTC``, or ``later`` when BILL named no time a calendar can hold."""
+        try:
+            return f"after about {self._wall_clock() + timedelta(seconds=seconds):%Y-%m-%d %H:%M} UTC"
+        except (OverflowError, ValueError):
+            return "later (BILL named no time the connector can use)"
 
     def _wait(self, seconds: float, why: str) -> None:
         self.logger.info(f"{why}: waiting {seconds:.1f} s.")
@@ -350,29 +442,85 @@ class BillClient:
         return (next_hour - now).total_seconds()
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
 def _retry_after(response: requests.Response) -> Optional[float]:
+    """BILL's ``Retry-After`` in seconds (a number or an HTTP date), never negative; ``inf`` when it names no finite
+    wait (``inf``, ``1e999``); None when it is absent or unreadable (``nan``, text)."""
     value = response.headers.get("Retry-After")
     if not value:
         return None
+    value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         when = parse_http_date(value)
         if when is None:
             return None
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        try:
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        except OverflowError:
+            return None
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if math.isfinite(value) else "without end"
+
+
+def _host(url: str) -> str:
+    target = origin_of(url)
+    return str(target) if target is not None else "the configured base_url"
+
+
+def network_cause(exc: BaseException, timeout: Tuple[float, float]) -> str:
+    """What went wrong on the way to BILL, in words that say where to look (the exception types, not their text)."""
+    chain: List[BaseException] = []
+    todo: List[Any] = [exc]
+    while todo and len(chain) < 20:  # the exception, its causes and contexts, and urllib3's reasons and args
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is seen for seen in chain):
+            continue
+        chain.append(item)
+        todo.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args[:1]])
+    kinds = tuple(type(item) for item in chain)
+
+    def has(*types: type) -> bool:
+        return any(issubclass(kind, types) for kind in kinds)
+
+    if has(requests.exceptions.ProxyError, urllib3.exceptions.ProxyError):
+        return "the proxy refused or failed the connection (check HTTPS_PROXY / HTTP_PROXY and the proxy's rules)"
+    if has(requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError):
+        return "the TLS handshake failed (a certificate that is not trusted, or a TLS-intercepting proxy or firewall)"
+    if has(urllib3.exceptions.NameResolutionError, socket.gaierror):
+        return "the host name could not be resolved (DNS; check base_url and the network)"
+    if has(ConnectionRefusedError):
+        return "the connection was refused (nothing listens on that port, or a firewall rejects it)"
+    if has(requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
+        return f"no connection within {timeout[0]:.0f} s (a firewall dropping packets, or the host is down)"
+    if has(requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout):
+        return f"connected, but no answer within {timeout[1]:.0f} s (read timeout)"
+    if has(ConnectionResetError, urllib3.exceptions.ProtocolError):
+        return "the connection was dropped or reset before an answer came"
+    return f"the connection failed ({type(exc).__name__})"
+
+
+def redirect_refused(response: requests.Response, context: str) -> AirbyteTracedException:
+    """A 3xx answer: never followed, so credentials reach no other host or scheme; say where it pointed."""
+    location = response.headers.get("Location") or ""
+    target = origin_of(urljoin(response.url or "", location)) if location else None
+    where = f" to {target}" if target is not None else ""
+    return errors.traced(
+        errors.REDIRECT_RULE,
+        f"({context}: HTTP {response.status_code} redirect{where}, from {_host(response.url or '')}; not followed.)",
+    )
 
 
 def decode_json(response: requests.Response, context: str) -> Any:
     try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        snippet = response.content[:120].decode("utf-8", "replace")
+        return jsonparse.loads(response.content)
+    except ValueError:
+        snippet = masked_excerpt(response.content, 120)
         raise errors.traced(
             Rule(Action.FAIL, "BILL answered with something that is not JSON.", errors._TRANSIENT),
             f"({context}: HTTP {response.status_code}, content-type {response.headers.get('Content-Type')!r}, "

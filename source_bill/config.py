@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Optional
-from urllib.parse import urlsplit
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .origin import UnsafeUrl, checked_url
 from .timeutil import parse_instant
 
 ENVIRONMENTS = {
@@ -118,21 +117,7 @@ def _int(config: Mapping[str, Any], key: str, default: int, low: int, high: int)
 
 
 def _check_base_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise config_error(f"base_url {url!r} is not an http(s) URL such as https://gateway.prod.bill.com/connect.")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise config_error(
-            f"base_url {url!r} uses plain http to a host that is not loopback; BILL credentials are only sent "
-            "over https (plain http is accepted for 127.0.0.1, ::1 and localhost only)."
-        )
-    return url.strip().rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return checked_url(url, "base_url")[0]
+    except UnsafeUrl as exc:
+        raise config_error(str(exc)) from None

@@ -129,6 +129,12 @@ STATUS_RULES: List[Tuple[int, int, Rule]] = [
 ]
 
 NETWORK_RULE = Rule(Action.RETRY, "The connection to BILL failed or timed out.", _TRANSIENT)
+REDIRECT_RULE = Rule(
+    Action.CONFIG_ERROR,
+    "BILL's answer was a redirect, which the connector never follows: credentials go only to base_url's host, "
+    "over its scheme. Check base_url and environment (a gateway or proxy that redirects is not BILL's API).",
+    _CONFIG,
+)
 LOGIN_REJECTED = Rule(
     Action.CONFIG_ERROR,
     "BILL refused the sign-in. Check username, password, organization_id, dev_key and environment.",
@@ -199,6 +205,7 @@ def markdown_table() -> str:
     for low, high, rule in STATUS_RULES:
         status = str(low) if low == high else f"other {str(low)[0]}xx"
         lines.append(f"| HTTP {status} without a known code | {rule.action.value} | {_ft(rule)} | {rule.message} |")
+    lines.append(f"| HTTP 3xx (any redirect) | not followed | {_ft(REDIRECT_RULE)} | {REDIRECT_RULE.message} |")
     lines.append(
         f"| connection dropped, timeout | {NETWORK_RULE.action.value} | {_ft(NETWORK_RULE)} | {NETWORK_RULE.message} |"
     )

@@ -11,9 +11,9 @@ from __future__ import annotations
 from abc import ABC
 from typing import Any, ClassVar, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
-import orjson
 import requests
 
+from . import jsonparse
 from .streams import BillStream, Page, PassTracker
 
 
@@ -43,8 +43,8 @@ class MoreStream(BillStream, ABC):
         if self.records_key == "results":
             return super()._records(response, page_number)
         try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
+            body = jsonparse.loads(response.content)
+        except ValueError:
             raise self._malformed(response, "the answer is not JSON") from None
         if self.records_key is not None:
             if not isinstance(body, dict):

@@ -24,9 +24,9 @@ from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from . import errors, spend
+from . import errors, secrets, spend
 from .children import CHILD_STREAM_CLASSES
-from .client import Backoff, BillClient
+from .client import CHECK_DEADLINE_S, Backoff, BillClient
 from .config import BillConfig, config_error
 from .more_streams import MORE_STREAM_CLASSES
 from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
@@ -47,7 +47,7 @@ class SourceBill(AbstractSource):
         ok, message = self.check_connection(logger, config)
         if ok:
             return AirbyteConnectionStatus(status=Status.SUCCEEDED)
-        return AirbyteConnectionStatus(status=Status.FAILED, message=str(message))
+        return AirbyteConnectionStatus(status=Status.FAILED, message=secrets.mask(str(message)))
 
     def check_connection(self, logger: logging.Logger, config: Mapping[str, Any]) -> Tuple[bool, Optional[Any]]:
         """Log in, then read one record of the first stream this user may read."""
@@ -55,6 +55,7 @@ class SourceBill(AbstractSource):
             streams = self._build_streams(config)
             client = self.client
             assert client is not None
+            client.deadline_s = CHECK_DEADLINE_S  # a person is waiting: no long retries or waits
             client.auth.session_id()
             refused = []
             lists = [stream for stream in streams if isinstance(stream, BillStream)][: len(STREAM_CLASSES)]
@@ -81,6 +82,9 @@ class SourceBill(AbstractSource):
 
     def _build_streams(self, config: Mapping[str, Any]) -> List[Stream]:
         bill_config = BillConfig.from_mapping(config)
+        secrets.register(bill_config.password)
+        secrets.register(bill_config.dev_key)
+        secrets.register(bill_config.spend_api_token)
         options = dict(self._client_options)
         backoff = options.pop("backoff", None) or Backoff()
         self.client = BillClient(bill_config, logging.getLogger("airbyte"), backoff=backoff, **options)
@@ -117,6 +121,12 @@ class SourceBill(AbstractSource):
             raw = [raw]
         messages = []
         for item in raw:
+            kind = item.get("type") if isinstance(item, Mapping) else None
+            if kind is not None and kind not in ("STREAM", "LEGACY"):
+                raise config_error(
+                    f"The state file {state_path} holds a {kind} state message; this connector keeps one state per "
+                    "stream (type STREAM). Pass the STATE messages this connector emitted, or no state to start over."
+                )
             try:
                 message = AirbyteStateMessageSerializer.load(item)
             except Exception as exc:
@@ -151,6 +161,9 @@ class SourceBill(AbstractSource):
         try:
             assert self.client is not None  # built with the streams
             workers = min(self.client.config.max_concurrent_requests, len(catalog.streams))
+            known = {stream.name for stream in self._prebuilt}
+            if catalog.streams and all(c.stream.name in known for c in catalog.streams):
+                self.client.auth.session_id()  # a refused or failing sign-in fails the sync once, before any stream
             logger.info(f"Reading {len(catalog.streams)} BILL streams, {PAGE_SIZE} records a page, {workers} at once.")
             if workers <= 1:
                 yield from super().read(logger, config, catalog, state)
@@ -167,12 +180,17 @@ class SourceBill(AbstractSource):
         state: Optional[List[AirbyteStateMessage]],
         workers: int,
     ) -> Iterator[AirbyteMessage]:
+        client = self.client
+        assert client is not None
         outbox: queue.Queue[Any] = queue.Queue(maxsize=64)  # batches of messages: memory stays flat
         failures: List[str] = []
         done = object()
 
         def read_one(configured: ConfiguredAirbyteStream) -> None:
             batch: List[AirbyteMessage] = []
+            if client.auth.failed is not None:  # the sign-in failed for good: start no more streams
+                outbox.put(done)
+                return
             try:
                 for message in AbstractSource.read(
                     self, logger, config, ConfiguredAirbyteCatalog(streams=[configured]), state
@@ -200,6 +218,8 @@ class SourceBill(AbstractSource):
                     remaining -= 1
                 else:
                     yield from item
+        if client.auth.failed is not None:
+            raise client.auth.failed  # one failure, said once, whatever the streams it stopped
         if failures:
             raise AirbyteTracedException(
                 message="Some BILL streams failed; see the errors above. " + " | ".join(failures),

@@ -32,7 +32,6 @@ from typing import (
     Union,
 )
 
-import orjson
 import requests
 from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, SyncMode
 from airbyte_cdk.models import Type as MessageType
@@ -41,7 +40,7 @@ from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.auth import AuthBase
 
-from . import errors
+from . import errors, jsonparse
 from .client import BillClient, RequestLimiter, Route
 from .config import BillConfig, config_error
 from .errors import Action, BillError, Rule
@@ -170,7 +169,16 @@ class SpendContext:
         self.wall_clock = wall_clock
         self.limiter = MinuteLimiter(client.limiter, client.logger, clock=client.clock, sleep=client.sleep)
         self.prefix = f"{config.base_url}/v3/spend/"
-        client.add_route(Route(self.prefix, auth, self.limiter, classify, pool_size=config.max_concurrent_requests))
+        client.add_route(
+            Route(
+                self.prefix,
+                auth,
+                self.limiter,
+                classify,
+                pool_size=config.max_concurrent_requests,
+                origins=client.allowed_origins,
+            )
+        )
         self._lock = threading.Lock()
         self._lists: Dict[str, List[Dict[str, Any]]] = {}
         self._budgets: Optional[List[Dict[str, Any]]] = None
@@ -231,8 +239,8 @@ class SpendContext:
 
 def decode(response: requests.Response, path: str) -> Any:
     try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
+        return jsonparse.loads(response.content)
+    except ValueError:
         raise malformed(path, "the answer is not JSON") from None
 
 

@@ -24,17 +24,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple, Union
 
-import orjson
 import requests
 from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, SyncMode
 from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.sources.streams.http import HttpStream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from . import errors
+from . import errors, jsonparse
 from .client import BillClient
 from .config import BillConfig, config_error
 from .errors import Action, Rule
+from .secrets import masked_excerpt
 from .timeutil import format_instant, parse_http_date, parse_instant, utcnow
 
 CURSOR = "updatedTime"
@@ -606,9 +606,8 @@ class BillStream(HttpStream, ABC):
         keys = [self.primary_key] if isinstance(self.primary_key, str) else list(self.primary_key)
         for record in records:
             if not isinstance(record, dict) or any(record.get(k) in (None, "") for k in keys):
-                raise self._malformed(
-                    response, f"a record lacks its primary key {keys} (page {page_number}): {str(record)[:200]}"
-                )
+                what = f"a record lacks its primary key {keys} (page {page_number}): {masked_excerpt(record, 200)}"
+                raise self._malformed(response, what)
         return records
 
     def _envelope(self, response: requests.Response) -> Mapping[str, Any]:
@@ -616,8 +615,8 @@ class BillStream(HttpStream, ABC):
         if cached is not None:
             return cached  # type: ignore[no-any-return]
         try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
+            body = jsonparse.loads(response.content)
+        except ValueError:
             raise self._malformed(response, "the answer is not JSON") from None
         if not isinstance(body, dict):
             raise self._malformed(response, f"the answer is a JSON {type(body).__name__}, not an object")
@@ -652,8 +651,9 @@ class BillStream(HttpStream, ABC):
         edit = self._state_instant(info["edit"], "pass.edit") if info.get("edit") else None
         raw_read = info.get("read") or []
         if not isinstance(raw_read, list) or not all(isinstance(w, list) and len(w) == 2 for w in raw_read):
+            excerpt = masked_excerpt(raw_read, 200)
             raise config_error(
-                f"The saved state of stream {self.name} has pass.read={str(raw_read)[:200]}, which is not a list of "
+                f"The saved state of stream {self.name} has pass.read={excerpt}, which is not a list of "
                 "[from, to] date-time pairs. Reset the stream's state (or pass a state from a previous sync of "
                 "this connector)."
             )

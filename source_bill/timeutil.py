@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Optional
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SAFE_MARGIN = timedelta(days=7)  # more than any window, lookback or tolerance the connector adds to an instant
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def parse_instant(value: str) -> datetime:
@@ -19,9 +22,14 @@ def parse_instant(value: str) -> datetime:
     if not isinstance(value, str) or not value:
         raise ValueError(f"not a date-time: {value!r}")
     parsed = datetime.fromisoformat(value.strip())
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        instant = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        instant = EARLIEST  # outside the range; refused below
+    # Every instant must stay representable after the connector's lookback and tolerance arithmetic.
+    if not EARLIEST + SAFE_MARGIN <= instant <= LATEST - SAFE_MARGIN:
+        raise ValueError(f"{value!r} is at the edge of the representable date range (years 1 to 9999)")
+    return instant
 
 
 def format_instant(value: datetime) -> str:
@@ -31,7 +39,7 @@ def format_instant(value: datetime) -> str:
     the instant it came from.
     """
     value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def parse_http_date(value: Optional[str]) -> Optional[datetime]:
