@@ -2,8 +2,7 @@
 
 import sys
 
-from airbyte_cdk.entrypoint import launch
-
+from .config_messages import launch
 from .source import SourceBill
 
 
