@@ -150,8 +150,29 @@ def check_config(cfg: dict[str, Any], origin: str) -> None:
 
 
 def describe_config(cfg: dict[str, Any]) -> str:
-    shown = {k: ("****" if k in SECRET_KEYS else v) for k, v in sorted(cfg.items())}
-    return ", ".join(f"{k}={v}" for k, v in shown.items())
+    """The config with every secret masked: the spec's airbyte_secret keys at any depth (e.g. inside a
+    ``credentials`` object), and any key whose name says password, secret, token or key."""
+    import logging
+
+    from airbyte_cdk.utils.airbyte_secrets_utils import get_secrets
+
+    from source_bill import SourceBill
+
+    spec = SourceBill().spec(logging.getLogger("airbyte")).connectionSpecification
+
+    def mask(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: mask(v, k) for k, v in sorted(value.items())}
+        if isinstance(value, list):
+            return [mask(v, key) for v in value]
+        secret_name = key in SECRET_KEYS or any(w in key for w in ("password", "secret", "token", "key"))
+        return "****" if secret_name and value not in (None, "") else value
+
+    text = ", ".join(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in mask(cfg).items())
+    for secret in get_secrets(spec, cfg):
+        if isinstance(secret, str) and secret:
+            text = text.replace(secret, "****")
+    return text
 
 
 def parse_streams(value: Optional[str]) -> Optional[List[str]]:
@@ -189,7 +210,11 @@ def stored_origin(db_path: Path) -> tuple[Optional[Dict[str, str]], bool]:
         return None, False
     import duckdb
 
-    with duckdb.connect(str(db_path), read_only=True) as con:
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error as exc:
+        raise UserError(f"--duckdb {db_path}: cannot open it as a DuckDB file ({exc}). Give another path.") from None
+    with con:
         tables = {
             row[0]
             for row in con.execute(
