@@ -1,9 +1,11 @@
 """source-bill benchmark: CPU, wall time under latency, memory and request count, against the BILL emulator.
 
-    python benchmarks/bench.py            # full run (a few minutes)
-    python benchmarks/bench.py --quick    # small sizes, CI smoke run (< 60 s); figures not meaningful
-    python benchmarks/bench.py --json out.json --strict
-    python benchmarks/bench.py --cdk-concurrent   # also measure benchmarks/cdk_concurrent_variant.py
+    .venv/bin/python benchmarks/bench.py            # full run, about 2.5 minutes on 2 cores
+    .venv/bin/python benchmarks/bench.py --quick    # small sizes, CI smoke run (< 60 s); figures not meaningful
+    .venv/bin/python benchmarks/bench.py --json out.json --strict
+    .venv/bin/python benchmarks/bench.py --cdk-concurrent   # also measure benchmarks/cdk_concurrent_variant.py
+
+Run it with the interpreter the connector is installed in (`.venv`, made by `bash scripts/test.sh`).
 
 The emulator runs in this process; the connector (`source-bill read`) and the baseline
 (benchmarks/plain_reader.py) run as child processes whose stdout is drained through a pipe that counts
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import math
 import os
@@ -32,6 +35,15 @@ from typing import Any, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+_MISSING = [m for m in ("airbyte_cdk",) if importlib.util.find_spec(m) is None]
+if _MISSING:  # every connector run would fail after minutes of setup: say so at once, before importing it
+    print(
+        f"error: {sys.executable} cannot import {', '.join(_MISSING)}. Run the benchmark with the interpreter the "
+        "connector is installed in: .venv/bin/python benchmarks/bench.py (bash scripts/test.sh creates .venv).",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 from integration_tests.bill_emulator import STREAMS, BillEmulator  # noqa: E402
 from source_bill.declarations import declarations  # noqa: E402
@@ -804,7 +816,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         help=f"with --cdk-concurrent: updatedTime partitions for the 1-stream read (default {CDK_PARTITIONS})",
     )
     args = parser.parse_args(argv)
-
     info = machine()
     with tempfile.TemporaryDirectory(prefix="source-bill-bench-") as tmp:
         bench = Bench(args.quick, Path(tmp), cdk=args.cdk_concurrent, cdk_partitions=args.cdk_partitions)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Main job: set up .venv (connector + PyAirbyte) and sync every BILL stream into a local DuckDB file.
+# Main job: set up .venv (connector + PyAirbyte) and sync BILL streams into a local DuckDB file.
 #
-#   bash scripts/sync.sh                      # no credentials -> bundled BILL emulator
-#   bash scripts/sync.sh --config secrets/config.json --duckdb ./.cache/bill/bill.duckdb
+#   bash scripts/sync.sh                      # no credentials -> bundled BILL emulator, ./.cache/bill/emulator.duckdb
+#   bash scripts/sync.sh --config secrets/config.json          # -> ./.cache/bill/bill.duckdb
+#   bash scripts/sync.sh --config secrets/config.json --streams vendors,bills --duckdb other.duckdb
 #   BILL_USERNAME=... BILL_PASSWORD=... BILL_ORGANIZATION_ID=... BILL_DEV_KEY=... bash scripts/sync.sh
 #
-# Needs only python3 (3.10-3.13) and pip/PyPI on the first run. Later runs skip the install unless
-# pyproject.toml changed (stamp file .venv/.sync-stamp) or SYNC_REINSTALL=1 is set.
+# Needs only python3 (3.11 to 3.13, as pyproject.toml's requires-python) and pip/PyPI on the first run.
+# Later runs skip the install unless pyproject.toml changed (stamp file .venv/.sync-stamp) or SYNC_REINSTALL=1.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -185,6 +185,8 @@ class SourceBill(AbstractSource):
         outbox: queue.Queue[Any] = queue.Queue(maxsize=64)  # batches of messages: memory stays flat
         failures: List[str] = []
         done = object()
+        stream_logger = _once_per_sync(logger, self.name)
+        logger.info(f"Starting syncing {self.name}")
 
         def read_one(configured: ConfiguredAirbyteStream) -> None:
             batch: List[AirbyteMessage] = []
@@ -193,7 +195,7 @@ class SourceBill(AbstractSource):
                 return
             try:
                 for message in AbstractSource.read(
-                    self, logger, config, ConfiguredAirbyteCatalog(streams=[configured]), state
+                    self, stream_logger, config, ConfiguredAirbyteCatalog(streams=[configured]), state
                 ):
                     batch.append(message)
                     if len(batch) >= BATCH or message.type != MessageType.RECORD:
@@ -225,6 +227,27 @@ class SourceBill(AbstractSource):
                 message="Some BILL streams failed; see the errors above. " + " | ".join(failures),
                 failure_type=FailureType.config_error,
             )
+        logger.info(f"Finished syncing {self.name}")
+
+
+class _SyncStartAndEnd(logging.Filter):
+    """Drops the CDK's "Starting/Finished syncing <source>" lines, which it logs once per call of its read."""
+
+    def __init__(self, source_name: str) -> None:
+        super().__init__()
+        self.lines = {f"Starting syncing {source_name}", f"Finished syncing {source_name}"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.lines
+
+
+def _once_per_sync(logger: logging.Logger, source_name: str) -> logging.Logger:
+    """The logger for the per-stream reads of a parallel read: each is one call of the CDK's read, but the
+    sync starts and finishes once, and says so once (``_read_parallel``)."""
+    child = logger.getChild("streams")  # its records go to the parent's handlers, at the parent's level
+    if not any(isinstance(f, _SyncStartAndEnd) for f in child.filters):
+        child.addFilter(_SyncStartAndEnd(source_name))
+    return child
 
 
 def _read_json(path: str, what: str) -> Any:
