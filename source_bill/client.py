@@ -15,7 +15,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import errors
-from .auth import BillSessionAuthenticator
+from .auth import BillOAuthAuthenticator, BillSessionAuthenticator, authenticator
 from .config import BillConfig
 from .errors import Action, Rule
 from .timeutil import parse_http_date
@@ -137,13 +137,14 @@ class BillClient:
         for session in (self._login_http, self._http):
             session.mount("https://", adapter)
             session.mount("http://", adapter)
-        self.auth = BillSessionAuthenticator(
-            username=config.username,
-            password=config.password,
+        self.auth: BillSessionAuthenticator | BillOAuthAuthenticator = authenticator(
+            config.credentials,
             organization_id=config.organization_id,
-            dev_key=config.dev_key,
+            token_url=config.token_url,
             login=self._post_login,
+            post_token=self._post_token,
             clock=clock,
+            now=wall_clock,
         )
         self._http.auth = self.auth
 
@@ -183,6 +184,16 @@ class BillClient:
             raise errors.traced(errors.Rule(Action.FAIL, "BILL's login answer is not a JSON object."), "")
         return answer
 
+    def _post_token(self, url: str, form: Mapping[str, str]) -> Mapping[str, Any]:
+        """BILL's OAuth token request (form-encoded), through the same limiter, pacing and retries as the rest."""
+        response = self._send(
+            "POST", url, data=form, context="OAuth token", is_login=True, refused=errors.TOKEN_REJECTED
+        )
+        answer = decode_json(response, "OAuth token")
+        if not isinstance(answer, Mapping):
+            raise errors.traced(errors.Rule(Action.FAIL, "BILL's token answer is not a JSON object."), "")
+        return answer
+
     def _send(
         self,
         method: str,
@@ -190,14 +201,16 @@ class BillClient:
         *,
         params: Optional[Mapping[str, Any]] = None,
         json: Optional[Mapping[str, Any]] = None,
+        data: Optional[Mapping[str, str]] = None,
         context: str,
         is_login: bool = False,
+        refused: Rule = errors.LOGIN_REJECTED,
     ) -> requests.Response:
         http = self._login_http if is_login else self._http
         retries = concurrency_retries = relogins = hourly_waits = 0
         while True:
             try:
-                response = http.request(method, url, params=params, json=json, timeout=TIMEOUT)
+                response = http.request(method, url, params=params, json=json, data=data, timeout=TIMEOUT)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 retries += 1
                 if retries > MAX_RETRIES:
@@ -209,17 +222,17 @@ class BillClient:
             if response.status_code < 300:
                 return response
             bill_errors = errors.parse_errors(response)
-            rule = errors.classify(response.status_code, bill_errors, is_login=is_login)
+            rule = errors.classify(response.status_code, bill_errors, refused=refused if is_login else None)
             said = errors.describe(bill_errors) or f"HTTP {response.status_code}"
             detail = f"({context}: HTTP {response.status_code}; BILL said: {said})"
             if rule.action is Action.RELOGIN:
                 relogins += 1
                 if relogins > MAX_RELOGINS:
                     raise errors.traced(
-                        Rule(Action.FAIL, "BILL rejected new sessions repeatedly.", errors._TRANSIENT), detail
+                        Rule(Action.FAIL, "BILL rejected new sessions or tokens repeatedly.", errors._TRANSIENT), detail
                     )
-                self.logger.info(f"BILL session rejected on {context}; logging in again.")
-                self.auth.invalidate(response.request.headers.get("sessionId"))
+                self.logger.info(f"BILL rejected the session or token on {context}; signing in again.")
+                self.auth.reject(response.request)
                 continue
             if rule.action is Action.RETRY:
                 retries += 1

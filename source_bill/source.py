@@ -8,6 +8,7 @@ import queue
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
+from airbyte_cdk.config_observation import emit_configuration_as_airbyte_control_message
 from airbyte_cdk.models import (
     AirbyteConnectionStatus,
     AirbyteMessage,
@@ -26,7 +27,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from . import errors
 from .client import Backoff, BillClient
-from .config import BillConfig, config_error
+from .config import BillConfig, config_error, upgrade
 from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
 
 BATCH = 200  # messages handed from a stream's worker to the output at a time
@@ -53,7 +54,7 @@ class SourceBill(AbstractSource):
             streams = self._build_streams(config)
             client = self.client
             assert client is not None
-            client.auth.session_id()
+            client.auth.sign_in()
             refused = []
             for stream in streams:
                 try:
@@ -90,10 +91,23 @@ class SourceBill(AbstractSource):
     # --- inputs, with errors a person can act on ------------------------------------------------------
     @staticmethod
     def read_config(config_path: str) -> MutableMapping[str, Any]:
+        """The config, in its current form: an older flat config is rewritten into ``credentials``, written back
+        to its file, and announced with a CONTROL message (connector config) so the platform stores it."""
         config = _read_json(config_path, "config")
         if not isinstance(config, MutableMapping):
             raise config_error(f"The config file {config_path} must hold a JSON object, not {type(config).__name__}.")
-        return config
+        if "credentials" in config:
+            return config  # current form (a config with both forms fails in BillConfig, naming the conflict)
+        upgraded, migrated = upgrade(config)
+        if migrated:
+            logger = logging.getLogger("airbyte")
+            try:
+                SourceBill.write_config(upgraded, config_path)
+            except OSError as exc:
+                logger.warning(f"Could not write the migrated config back to {config_path}: {exc.strerror}.")
+            emit_configuration_as_airbyte_control_message(upgraded)
+            logger.info("Moved the config's sign-in keys into credentials (auth_type user_login).")
+        return upgraded
 
     @classmethod
     def read_state(cls, state_path: str) -> List[AirbyteStateMessage]:
