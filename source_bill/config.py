@@ -131,6 +131,16 @@ class BillConfig:
         )
 
 
+def check_credentials(config: Mapping[str, Any]) -> None:
+    """Fail now, naming the key, when ``credentials`` lacks what its ``auth_type`` needs.
+
+    Run before the spec's JSON schema: for a ``oneOf`` the schema names the other option's ``auth_type``
+    ("'oauth_client_credentials' was expected") instead of the missing key.
+    """
+    if isinstance(config.get("credentials"), Mapping):
+        _credentials(config["credentials"])
+
+
 def _credentials(credentials: Any) -> Credentials:
     if not isinstance(credentials, Mapping):
         raise config_error(

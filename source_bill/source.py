@@ -27,7 +27,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from . import errors
 from .client import Backoff, BillClient
-from .config import BillConfig, config_error, upgrade
+from .config import BillConfig, check_credentials, config_error, upgrade
 from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
 
 BATCH = 200  # messages handed from a stream's worker to the output at a time
@@ -97,8 +97,10 @@ class SourceBill(AbstractSource):
         if not isinstance(config, MutableMapping):
             raise config_error(f"The config file {config_path} must hold a JSON object, not {type(config).__name__}.")
         if "credentials" in config:
+            check_credentials(config)
             return config  # current form (a config with both forms fails in BillConfig, naming the conflict)
         upgraded, migrated = upgrade(config)
+        check_credentials(upgraded)
         if migrated:
             logger = logging.getLogger("airbyte")
             try:

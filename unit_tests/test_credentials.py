@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 from airbyte_cdk.models import FailureType
-from airbyte_cdk.test.entrypoint_wrapper import read
+from airbyte_cdk.test.entrypoint_wrapper import _run_command, read
 from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
 
 from source_bill import SourceBill
@@ -142,3 +143,25 @@ def test_given_each_option_when_config_read_then_its_credentials() -> None:
 
 def _org() -> Dict[str, str]:
     return {"organization_id": "00801X"}
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {k: v for k, v in CONFIG.items() if k != "dev_key"},  # the older flat form
+        {**login_config(), "credentials": {"auth_type": "user_login", "username": "u", "password": "p"}},
+    ],
+    ids=["flat", "credentials"],
+)
+def test_given_a_config_without_dev_key_when_check_then_config_error_naming_it(
+    tmp_path: Path, cfg: Dict[str, Any]
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+
+    output = _run_command(SourceBill(sleep=lambda s: None), ["check", "--config", str(path)])
+
+    messages = [e.trace.error for e in output.errors]
+    assert [(m.failure_type, "credentials.dev_key" in m.message) for m in messages] == [
+        (FailureType.config_error, True)
+    ]

@@ -148,7 +148,6 @@ def test_given_first_stream_forbidden_when_check_then_tries_the_next(http_mocker
         ({"start_date": "2024-13-45T00:00:00Z"}, "start_date"),
         ({"max_concurrent_requests": 4}, "maximum of 3"),
         ({"requests_per_hour": 0}, "minimum of 1"),
-        ({"password": 1234}, "Config validation error"),
     ],
 )
 def test_given_malformed_config_when_check_then_failed_with_actionable_message(
