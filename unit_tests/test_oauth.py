@@ -15,6 +15,7 @@ import requests_mock
 from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer, FailureType, Status
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, _run_command, read
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 
 from source_bill import SourceBill
 from source_bill.auth import BillOAuthAuthenticator
@@ -297,3 +298,11 @@ def test_given_an_overridden_token_url_when_read_then_the_token_comes_from_there
     output = read(source(), oauth_config(oauth_token_url=url), catalog("vendors"))
 
     assert len(output.records) == 1
+
+
+def test_given_an_oauth_authenticator_when_built_then_its_client_secret_is_filtered_before_any_request() -> None:
+    secret = "built-alone-Secret-Heron-1187"  # not from a config the CDK's entrypoint has read
+
+    BillOAuthAuthenticator(token_url=TOKEN_URL, client_id="c", client_secret=secret, post_token=lambda u, f: {})
+
+    assert filter_secrets(f"form client_secret={secret}") == "form client_secret=****"
