@@ -5,6 +5,7 @@
     python scripts/sync_to_duckdb.py --config secrets/config.json
     BILL_USERNAME=... BILL_PASSWORD=... BILL_ORGANIZATION_ID=... BILL_DEV_KEY=... \\
         [BILL_ENVIRONMENT=sandbox] [BILL_START_DATE=2024-01-01T00:00:00Z] python scripts/sync_to_duckdb.py
+    BILL_CLIENT_ID=... BILL_CLIENT_SECRET=... BILL_ORGANIZATION_ID=... python scripts/sync_to_duckdb.py   # OAuth
 
 Options: --duckdb PATH (default ./.cache/bill/bill.duckdb), --json-summary FILE, --full-refresh,
 --emulator (force the emulator even if credentials are set), --emulator-seed N.
@@ -13,7 +14,7 @@ Run it again and it syncs incrementally: PyAirbyte keeps each stream's state in 
 (table _airbyte_state) and hands it back to the connector. `scripts/sync.sh` wraps this script
 with the virtualenv setup.
 
-Secrets (password, dev_key) are never printed.
+Secrets (password, dev_key, client_secret) are never printed.
 """
 
 from __future__ import annotations
@@ -34,19 +35,23 @@ os.environ["AIRBYTE_OFFLINE_MODE"] = "1"
 os.environ["DO_NOT_TRACK"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from source_bill.config import upgrade  # noqa: E402  (after the environment above; the connector's own migration)
+
 SOURCE_NAME = "source-bill"
 DEFAULT_DUCKDB = Path(".cache/bill/bill.duckdb")
 ENV_KEYS = {  # env var -> config key
-    "BILL_USERNAME": "username",
-    "BILL_PASSWORD": "password",
     "BILL_ORGANIZATION_ID": "organization_id",
-    "BILL_DEV_KEY": "dev_key",
     "BILL_ENVIRONMENT": "environment",
     "BILL_START_DATE": "start_date",
     "BILL_BASE_URL": "base_url",
+    "BILL_OAUTH_TOKEN_URL": "oauth_token_url",
 }
-REQUIRED_ENV = ("BILL_USERNAME", "BILL_PASSWORD", "BILL_ORGANIZATION_ID", "BILL_DEV_KEY")
-SECRET_KEYS = {"password", "dev_key"}
+SIGN_IN_ENV = {  # credentials.auth_type -> env var -> credentials key
+    "user_login": {"BILL_USERNAME": "username", "BILL_PASSWORD": "password", "BILL_DEV_KEY": "dev_key"},
+    "oauth_client_credentials": {"BILL_CLIENT_ID": "client_id", "BILL_CLIENT_SECRET": "client_secret"},
+}
+SECRET_KEYS = {"password", "dev_key", "client_secret"}
 
 
 def say(msg: str = "") -> None:
@@ -69,18 +74,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def config_from_env() -> dict[str, Any] | None:
-    present = [k for k in REQUIRED_ENV if os.environ.get(k)]
+    """A config from BILL_* variables: OAuth client credentials when BILL_CLIENT_ID is set, else a user login."""
+    auth_type = "oauth_client_credentials" if os.environ.get("BILL_CLIENT_ID") else "user_login"
+    required = [*SIGN_IN_ENV[auth_type], "BILL_ORGANIZATION_ID"]
+    present = [k for k in required if os.environ.get(k)]
     if not present:
         return None
-    missing = [k for k in REQUIRED_ENV if not os.environ.get(k)]
+    missing = [k for k in required if not os.environ.get(k)]
     if missing:
         raise SystemExit(f"error: {', '.join(present)} set but {', '.join(missing)} missing")
-    return {key: os.environ[env] for env, key in ENV_KEYS.items() if os.environ.get(env)}
+    cfg: dict[str, Any] = {key: os.environ[env] for env, key in ENV_KEYS.items() if os.environ.get(env)}
+    cfg["credentials"] = {"auth_type": auth_type, **{k: os.environ[e] for e, k in SIGN_IN_ENV[auth_type].items()}}
+    return cfg
 
 
 def describe_config(cfg: dict[str, Any]) -> str:
-    shown = {k: ("****" if k in SECRET_KEYS else v) for k, v in sorted(cfg.items())}
-    return ", ".join(f"{k}={v}" for k, v in shown.items())
+    def shown(key: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}={shown(k, v)}" for k, v in sorted(value.items())) + "}"
+        return "****" if key in SECRET_KEYS else value
+
+    return ", ".join(f"{k}={shown(k, v)}" for k, v in sorted(cfg.items()))
 
 
 def find_executable() -> str:
@@ -156,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     emulator = None
     if args.config and not args.emulator:
-        cfg = json.loads(args.config.read_text())
+        cfg, _ = upgrade(json.loads(args.config.read_text()))  # a config written before `credentials`, migrated
         origin = f"config file {args.config}"
     elif (env_cfg := None if args.emulator else config_from_env()) is not None:
         cfg = env_cfg
