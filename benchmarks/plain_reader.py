@@ -13,7 +13,7 @@ a connector.
 ``updatedTime < A``, ``A <= updatedTime < B`` and ``updatedTime >= B``.
 ``--parser orjson`` parses and writes with orjson instead of the standard library (bench.py reports it for
 information only).
-CONFIG is the connector's config (username, password, organization_id, dev_key, base_url).
+CONFIG is the connector's config (credentials with username, password and dev_key; organization_id, base_url).
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     with open(args.config, encoding="utf-8") as handle:
         config = json.load(handle)
+    config = {**config, **config.get("credentials", {})}  # the user_login keys, beside organization_id and base_url
     base = config["base_url"].rstrip("/")
     headers = {"sessionId": login(base, config), "devKey": config["dev_key"], "Accept": "application/json"}
     streams = [s for s in args.streams.split(",") if s]

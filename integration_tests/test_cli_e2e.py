@@ -167,7 +167,7 @@ def files(emu: BillEmulator, tmp_path_factory: pytest.TempPathFactory) -> Dict[s
 
 # --- spec -----------------------------------------------------------------------------------------------
 
-CONTRACT_KEYS = {"username", "password", "organization_id", "dev_key", "environment", "start_date", "base_url"}
+CONTRACT_KEYS = {"credentials", "organization_id", "environment", "start_date", "base_url", "oauth_token_url"}
 
 
 def _assert_contract_spec(run: Run) -> Dict[str, Any]:
@@ -177,11 +177,20 @@ def _assert_contract_spec(run: Run) -> Dict[str, Any]:
     spec = specs[0]["spec"]["connectionSpecification"]
     props = spec["properties"]
     assert CONTRACT_KEYS <= set(props), f"spec lacks {CONTRACT_KEYS - set(props)}"
-    assert set(spec["required"]) == {"username", "password", "organization_id", "dev_key"}
-    for key in ("username", "password", "organization_id", "dev_key", "start_date", "base_url"):
+    assert set(spec["required"]) == {"credentials", "organization_id"}
+    for key in ("organization_id", "start_date", "base_url", "oauth_token_url"):
         assert props[key]["type"] == "string", key
-    assert props["password"].get("airbyte_secret") is True
-    assert props["dev_key"].get("airbyte_secret") is True
+    options = {o["properties"]["auth_type"]["const"]: o for o in props["credentials"]["oneOf"]}
+    assert list(options) == ["user_login", "oauth_client_credentials"]
+    assert set(options["user_login"]["required"]) == {"auth_type", "username", "password", "dev_key"}
+    assert set(options["oauth_client_credentials"]["required"]) == {"auth_type", "client_id", "client_secret"}
+    for option, secret in (
+        ("user_login", "password"),
+        ("user_login", "dev_key"),
+        ("oauth_client_credentials", "client_secret"),
+    ):
+        assert options[option]["properties"][secret].get("airbyte_secret") is True, secret
+    assert props["oauth_token_url"].get("airbyte_hidden") is True
     assert set(props["environment"]["enum"]) == {"production", "sandbox"}
     assert props["environment"].get("default", "production") == "production"
     assert props["base_url"].get("airbyte_hidden") is True
@@ -230,7 +239,8 @@ def test_check_with_a_wrong_credential_fails_with_an_actionable_message(
     assert any(hint in message.lower() for hint in hints), f"the message should say what to fix ({hints}): {message!r}"
     # secrets of the config never appear, wrong or right
     for secret_key in ("password", "dev_key"):
-        secret = json.loads(config.read_text())[secret_key]
+        written = json.loads(config.read_text())
+        secret = written["credentials"].get(secret_key) or written[secret_key]
         assert secret not in run.stdout and secret not in run.stderr, f"{secret_key} leaked"
 
 

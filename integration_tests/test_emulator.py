@@ -845,7 +845,10 @@ def test_cli_runs_and_stops_on_sigterm():
         base_url = proc.stdout.readline().strip()
         config = json.loads(proc.stdout.readline())
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/connect")
-        assert config["base_url"] == base_url and config["dev_key"] == DEFAULT_CREDENTIALS["dev_key"]
+        assert config["base_url"] == base_url and config["credentials"]["dev_key"] == DEFAULT_CREDENTIALS["dev_key"]
+        oauth = json.loads(proc.stdout.readline())
+        assert oauth["credentials"]["auth_type"] == "oauth_client_credentials"
+        assert oauth["oauth_token_url"] == base_url.removesuffix("/connect") + "/authx/token"
         assert requests.get(f"{base_url}/v3/health", timeout=5).status_code == 200
         login = requests.post(f"{base_url}/v3/login", json=login_body(), timeout=5)
         assert login.status_code == 200

@@ -27,9 +27,12 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from source_bill.config import TOKEN_URLS
 
 try:
     import tomllib
@@ -43,8 +46,9 @@ METADATA = ROOT / "metadata.yaml"
 PYPROJECT = ROOT / "pyproject.toml"
 PACKAGE = ROOT / "source_bill"
 
-CONTRACT_SPEC_KEYS = {"username", "password", "organization_id", "dev_key", "environment", "start_date", "base_url"}
-BILL_HOSTS = ["gateway.prod.bill.com", "gateway.stage.bill.com"]
+CONTRACT_SPEC_KEYS = {"credentials", "organization_id", "environment", "start_date", "base_url", "oauth_token_url"}
+# the API gateways, and the OAuth token hosts (config.TOKEN_URLS)
+BILL_HOSTS = ["gateway.prod.bill.com", "gateway.stage.bill.com", "auth.prod.bill.com", "auth.stage.bill.com"]
 SUBPROCESS_TIMEOUT = 600
 
 
@@ -278,6 +282,7 @@ def test_metadata(metadata: Dict[str, Any], pyproject: Dict[str, Any]) -> None:
     assert data["supportLevel"] == "community"
     assert {"language:python", "cdk:python"} <= set(data["tags"])
     assert data["allowedHosts"]["hosts"] == BILL_HOSTS
+    assert {urlsplit(url).hostname for url in TOKEN_URLS.values()} <= set(BILL_HOSTS)
     assert data["remoteRegistries"]["pypi"] == {"enabled": True, "packageName": pyproject["project"]["name"]}
     assert data["registryOverrides"] == {"cloud": {"enabled": False}, "oss": {"enabled": True}}
     assert data["ab_internal"] == {"sl": 100, "ql": 100}

@@ -507,7 +507,8 @@ def bad_input_cases(base_url: str) -> List[Case]:
                 f"missing_key-{command}",
                 command,
                 config=missing,
-                expect="failed" if command == "check" else "trace",
+                # the credentials are checked when the config is read, before check runs (as for not_json)
+                expect="check_or_trace" if command == "check" else "trace",
                 mentions=("dev_key",),
             )
         )

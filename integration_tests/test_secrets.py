@@ -70,12 +70,13 @@ def test_given_debug_runs_and_expiring_sessions_when_output_searched_then_no_pas
 
         emu._login = recording_login  # type: ignore[method-assign]
 
-        good = dict(emu.config())
-        assert good["password"] == SECRET_CREDENTIALS["password"] and good["dev_key"] == SECRET_CREDENTIALS["dev_key"]
+        good = emu.config()
+        assert good["credentials"]["password"] == SECRET_CREDENTIALS["password"]
+        assert good["credentials"]["dev_key"] == SECRET_CREDENTIALS["dev_key"]
         files = {
             "good": good,
-            "wrong_password": dict(good, password=WRONG_PASSWORD),
-            "wrong_dev_key": dict(good, dev_key=WRONG_DEV_KEY),
+            "wrong_password": emu.config(password=WRONG_PASSWORD),
+            "wrong_dev_key": emu.config(dev_key=WRONG_DEV_KEY),
         }
         for name, config in files.items():
             (tmp_path / f"{name}.json").write_text(json.dumps(config))

@@ -29,6 +29,8 @@ from source_bill import SourceBill
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CONFIG = ROOT / "integration_tests" / "sample_config.json"
 INVALID_CONFIG = ROOT / "integration_tests" / "invalid_config.json"
+SAMPLE_OAUTH = ROOT / "integration_tests" / "sample_config_oauth.json"
+INVALID_OAUTH = ROOT / "integration_tests" / "invalid_config_oauth.json"
 
 
 def _fixed_address() -> tuple[str, int]:
@@ -61,15 +63,23 @@ class TestBillStandardSuite(SourceTestSuiteBase):
 # --- the inputs of the suite are what they claim to be ---------------------------------------------------
 
 
-def test_sample_config_is_the_emulators_and_invalid_config_differs_only_in_the_password(
+def test_sample_configs_are_the_emulators_and_invalid_ones_differ_only_in_the_secret(
     emulator_on_fixed_port: BillEmulator,
 ) -> None:
     sample = json.loads(SAMPLE_CONFIG.read_text())
     invalid = json.loads(INVALID_CONFIG.read_text())
     assert sample == emulator_on_fixed_port.config()
-    assert {k: sample[k] for k in DEFAULT_CREDENTIALS} == DEFAULT_CREDENTIALS
-    assert {k for k in sample if sample[k] != invalid.get(k)} == {"password"}
-    assert set(invalid) == set(sample)
+    assert {k: sample["credentials"][k] for k in ("username", "password", "dev_key")} == {
+        k: DEFAULT_CREDENTIALS[k] for k in ("username", "password", "dev_key")
+    }
+    assert invalid == emulator_on_fixed_port.config(password=invalid["credentials"]["password"])
+    assert invalid["credentials"]["password"] != sample["credentials"]["password"]
+    oauth = json.loads(SAMPLE_OAUTH.read_text())
+    invalid_oauth = json.loads(INVALID_OAUTH.read_text())
+    assert oauth == emulator_on_fixed_port.config("oauth_client_credentials")
+    secret = invalid_oauth["credentials"]["client_secret"]
+    assert invalid_oauth == emulator_on_fixed_port.config("oauth_client_credentials", client_secret=secret)
+    assert secret != oauth["credentials"]["client_secret"]
 
 
 def test_acceptance_config_lists_both_configs_and_reads_without_a_catalog() -> None:
@@ -80,7 +90,12 @@ def test_acceptance_config_lists_both_configs_and_reads_without_a_catalog() -> N
         "integration_tests/sample_config.json": "succeed",
         "integration_tests/invalid_config.json": "failed",
         "integration_tests/sample_spend_config.json": "succeed",
+        "integration_tests/sample_config_oauth.json": "succeed",
+        "integration_tests/invalid_config_oauth.json": "failed",
     }
+    for section in ("spec", "discovery", "basic_read"):
+        paths = {entry["config_path"] for entry in tests[section]["tests"]}
+        assert {"integration_tests/sample_config.json", "integration_tests/sample_config_oauth.json"} <= paths
     for entry in tests["basic_read"]["tests"]:
         # CDK 7.39: with the same config under `spec`, a catalog here makes `spec` get --catalog and exit 2.
         assert "configured_catalog_path" not in entry

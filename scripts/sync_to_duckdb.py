@@ -6,6 +6,7 @@
     BILL_USERNAME=... BILL_PASSWORD=... BILL_ORGANIZATION_ID=... BILL_DEV_KEY=... \\
         [BILL_ENVIRONMENT=sandbox] [BILL_START_DATE=2024-01-01T00:00:00Z] [BILL_SPEND_API_TOKEN=...] \\
         python scripts/sync_to_duckdb.py
+    BILL_CLIENT_ID=... BILL_CLIENT_SECRET=... BILL_ORGANIZATION_ID=... python scripts/sync_to_duckdb.py   # OAuth
 
 Options: --duckdb PATH (default ./.cache/bill/bill.duckdb for BILL, ./.cache/bill/emulator.duckdb for the
 emulator), --streams a,b,c, --full-refresh, --json-summary FILE, --progress-every SECONDS, --emulator (force the
@@ -18,7 +19,7 @@ into it stops and says what to do. `scripts/sync.sh` wraps this script with the 
 
 With BILL_SPEND_API_TOKEN (also with the emulator) the Spend & Expense streams are synced too.
 
-Secrets (password, dev_key, spend_api_token) are never printed.
+Secrets (password, dev_key, client_secret, spend_api_token) are never printed.
 """
 
 from __future__ import annotations
@@ -45,22 +46,26 @@ os.environ["AIRBYTE_OFFLINE_MODE"] = "1"
 os.environ["DO_NOT_TRACK"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from source_bill.config import upgrade  # noqa: E402  (after the environment above; the connector's own migration)
+
 SOURCE_NAME = "source-bill"
 DEFAULT_DUCKDB = Path(".cache/bill/bill.duckdb")
 EMULATOR_DUCKDB = Path(".cache/bill/emulator.duckdb")  # the demo never shares a file with a real account
 ORIGIN_TABLE = "_source_bill_origin"
 ENV_KEYS = {  # env var -> config key
-    "BILL_USERNAME": "username",
-    "BILL_PASSWORD": "password",
     "BILL_ORGANIZATION_ID": "organization_id",
-    "BILL_DEV_KEY": "dev_key",
     "BILL_ENVIRONMENT": "environment",
     "BILL_START_DATE": "start_date",
     "BILL_BASE_URL": "base_url",
     "BILL_SPEND_API_TOKEN": "spend_api_token",  # optional: also sync the spend_* streams
+    "BILL_OAUTH_TOKEN_URL": "oauth_token_url",
 }
-REQUIRED_ENV = ("BILL_USERNAME", "BILL_PASSWORD", "BILL_ORGANIZATION_ID", "BILL_DEV_KEY")
-SECRET_KEYS = {"password", "dev_key", "spend_api_token"}
+SIGN_IN_ENV = {  # credentials.auth_type -> env var -> credentials key
+    "user_login": {"BILL_USERNAME": "username", "BILL_PASSWORD": "password", "BILL_DEV_KEY": "dev_key"},
+    "oauth_client_credentials": {"BILL_CLIENT_ID": "client_id", "BILL_CLIENT_SECRET": "client_secret"},
+}
+SECRET_KEYS = {"password", "dev_key", "client_secret", "spend_api_token"}
 
 
 class UserError(Exception):
@@ -108,17 +113,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 # --- the config: where it comes from, and whether it is one the connector accepts ----------------------
 def config_from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
-    """The connector config from BILL_* environment variables, or None when none of the sign-in ones is set."""
-    present = [k for k in REQUIRED_ENV if environ.get(k)]
+    """The connector config from BILL_* environment variables (OAuth client credentials when BILL_CLIENT_ID is set,
+    else a user login), or None when none of the sign-in ones is set."""
+    auth_type = "oauth_client_credentials" if environ.get("BILL_CLIENT_ID") else "user_login"
+    required = [*SIGN_IN_ENV[auth_type], "BILL_ORGANIZATION_ID"]
+    present = [k for k in required if environ.get(k)]
     if not present:
         return None
-    missing = [k for k in REQUIRED_ENV if not environ.get(k)]
+    missing = [k for k in required if not environ.get(k)]
     if missing:
         raise UserError(
-            f"{', '.join(present)} set but {', '.join(missing)} missing: set all of {', '.join(REQUIRED_ENV)}, "
+            f"{', '.join(present)} set but {', '.join(missing)} missing: set all of {', '.join(required)}, "
             "or pass --config FILE."
         )
-    return {key: environ[env] for env, key in ENV_KEYS.items() if environ.get(env)}
+    cfg: dict[str, Any] = {key: environ[env] for env, key in ENV_KEYS.items() if environ.get(env)}
+    cfg["credentials"] = {"auth_type": auth_type, **{k: environ[e] for e, k in SIGN_IN_ENV[auth_type].items()}}
+    return cfg
+
+
+def migrated(cfg: dict[str, Any], origin: str) -> dict[str, Any]:
+    """A config written before ``credentials`` (flat username, password, dev_key), in the form the spec wants."""
+    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+    try:
+        return dict(upgrade(cfg)[0])
+    except AirbyteTracedException as exc:
+        raise UserError(f"the config from {origin} is not valid: {exc.message}") from None
 
 
 def config_from_file(path: Path) -> dict[str, Any]:
@@ -435,8 +455,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     cfg: Optional[dict[str, Any]] = None
     if args.config and not args.emulator:
-        cfg = config_from_file(args.config)
         source_text = f"config file {args.config}"
+        cfg = migrated(config_from_file(args.config), source_text)
     elif not args.emulator:
         cfg = config_from_env()
         source_text = "BILL_* environment variables"

@@ -21,8 +21,8 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from . import errors, jsonparse
-from .auth import BillSessionAuthenticator
-from .config import BillConfig
+from .auth import BillOAuthAuthenticator, BillSessionAuthenticator, authenticator
+from .config import BillConfig, ClientCredentials
 from .errors import Action, Rule
 from .origin import Origin, allowed, origin_of
 from .secrets import masked_excerpt
@@ -213,6 +213,9 @@ class BillClient:
         )
         base_origin = origin_of(config.base_url)
         self.allowed_origins: Set[Origin] = {base_origin} if base_origin is not None else set()
+        token_origin = origin_of(config.token_url)
+        if isinstance(config.credentials, ClientCredentials) and token_origin is not None:
+            self.allowed_origins.add(token_origin)  # the token request; nothing else goes there
         adapter = self._adapter = LimitedAdapter(
             self.limiter, pool_size=config.max_concurrent_requests, origins=self.allowed_origins
         )
@@ -221,13 +224,14 @@ class BillClient:
         for session in (self._login_http, self._http):
             session.mount("https://", adapter)
             session.mount("http://", adapter)
-        self.auth = BillSessionAuthenticator(
-            username=config.username,
-            password=config.password,
+        self.auth: BillSessionAuthenticator | BillOAuthAuthenticator = authenticator(
+            config.credentials,
             organization_id=config.organization_id,
-            dev_key=config.dev_key,
+            token_url=config.token_url,
             login=self._post_login,
+            post_token=self._post_token,
             clock=clock,
+            now=wall_clock,
         )
         self._http.auth = self.auth
         self.clock, self.sleep = clock, sleep
@@ -295,6 +299,16 @@ class BillClient:
             raise errors.traced(errors.Rule(Action.FAIL, "BILL's login answer is not a JSON object."), "")
         return answer
 
+    def _post_token(self, url: str, form: Mapping[str, str]) -> Mapping[str, Any]:
+        """BILL's OAuth token request (form-encoded), through the same limiter, pacing and retries as the rest."""
+        response = self._send(
+            "POST", url, data=form, context="OAuth token", is_login=True, refused=errors.TOKEN_REJECTED
+        )
+        answer = decode_json(response, "OAuth token")
+        if not isinstance(answer, Mapping):
+            raise errors.traced(errors.Rule(Action.FAIL, "BILL's token answer is not a JSON object."), "")
+        return answer
+
     def _send(
         self,
         method: str,
@@ -302,9 +316,11 @@ class BillClient:
         *,
         params: Optional[Mapping[str, Any]] = None,
         json: Optional[Mapping[str, Any]] = None,
+        data: Optional[Mapping[str, str]] = None,
         context: str,
         is_login: bool = False,
         stream: bool = False,
+        refused: Rule = errors.LOGIN_REJECTED,
     ) -> requests.Response:
         route = None if is_login else self._route_for(url)
         http = self._login_http if is_login else route.session if route else self._http
@@ -320,7 +336,14 @@ class BillClient:
             started = self._clock()
             try:
                 response = http.request(
-                    method, url, params=params, json=json, timeout=timeout, stream=stream, allow_redirects=False
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    timeout=timeout,
+                    stream=stream,
+                    allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 spent[0] += self._clock() - started
@@ -345,17 +368,20 @@ class BillClient:
             if response.status_code < 400:
                 raise redirect_refused(response, context)
             bill_errors = errors.parse_errors(response)
-            rule = (route.classify if route else errors.classify)(response.status_code, bill_errors, is_login=is_login)
+            if route:
+                rule = route.classify(response.status_code, bill_errors, is_login=is_login)
+            else:
+                rule = errors.classify(response.status_code, bill_errors, refused=refused if is_login else None)
             said = errors.describe(bill_errors) or f"HTTP {response.status_code}"
             detail = f"({context}: HTTP {response.status_code}; BILL said: {said})"
             if rule.action is Action.RELOGIN:
                 relogins += 1
                 if relogins > MAX_RELOGINS:
                     raise errors.traced(
-                        Rule(Action.FAIL, "BILL rejected new sessions repeatedly.", errors._TRANSIENT), detail
+                        Rule(Action.FAIL, "BILL rejected new sessions or tokens repeatedly.", errors._TRANSIENT), detail
                     )
-                self.logger.info(f"BILL session rejected on {context}; logging in again.")
-                self.auth.invalidate(response.request.headers.get("sessionId"))
+                self.logger.info(f"BILL rejected the session or token on {context}; signing in again.")
+                self.auth.reject(response.request)
                 continue
             if rule.action is Action.RETRY:
                 retries += 1

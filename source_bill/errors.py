@@ -21,7 +21,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 class Action(enum.Enum):
     RETRY = "retry with exponential backoff and jitter"
-    RELOGIN = "log in again, then replay the request"
+    RELOGIN = "sign in again (a new session or OAuth token), then replay the request"
     WAIT_CONCURRENCY = "back off briefly and retry (another request was in flight)"
     WAIT_HOURLY = "wait until BILL's hourly window resets, if within the configured bound, else fail"
     SKIP_STREAM = "skip the stream with a warning; the rest of the sync goes on"
@@ -80,6 +80,19 @@ CODE_RULES: dict[str, Rule] = {
         _CONFIG,
     ),
     "BDC_1109": Rule(Action.RELOGIN, "BILL's session expired or was invalidated."),
+    # OAuth token endpoint (RFC 6749 error codes)
+    "invalid_client": Rule(
+        Action.CONFIG_ERROR,
+        "BILL does not know this OAuth client or its secret. Check client_id and client_secret, and that they were "
+        "created for the selected environment (sandbox and production credentials differ) and not revoked.",
+        _CONFIG,
+    ),
+    "unauthorized_client": Rule(
+        Action.CONFIG_ERROR,
+        "BILL does not allow this OAuth client the client-credentials grant. Create client credentials in BILL "
+        "(scope Accounting data access is enough) and use those.",
+        _CONFIG,
+    ),
     "BDC_1322": Rule(
         Action.WAIT_CONCURRENCY,
         "BILL allows 3 requests in flight per developer key and organization; another app may be using the "
@@ -112,7 +125,7 @@ CODE_RULES: dict[str, Rule] = {
 
 # Then the HTTP status (ranges as (low, high) inclusive).
 STATUS_RULES: List[Tuple[int, int, Rule]] = [
-    (401, 401, Rule(Action.RELOGIN, "BILL rejected the session.")),
+    (401, 401, Rule(Action.RELOGIN, "BILL rejected the session or the OAuth token.")),
     (
         403,
         403,
@@ -142,6 +155,14 @@ LOGIN_REJECTED = Rule(
 )
 
 
+TOKEN_REJECTED = Rule(
+    Action.CONFIG_ERROR,
+    "BILL's token endpoint refused the OAuth client credentials. Check client_id and client_secret, that they "
+    "were created for this organization in the selected environment and not revoked, and oauth_token_url if set.",
+    _CONFIG,
+)
+
+
 @dataclass(frozen=True)
 class BillError:
     code: Optional[str]
@@ -158,21 +179,24 @@ def parse_errors(response: requests.Response) -> List[BillError]:
     errors = []
     for item in items:
         if isinstance(item, dict):
-            code = item.get("code") or item.get("error_code")
-            message = item.get("message") or item.get("error_message") or item.get("detail") or ""
+            code = item.get("code") or item.get("error_code") or item.get("error")  # "error": OAuth (RFC 6749)
+            message = (
+                item.get("message") or item.get("error_message") or item.get("error_description") or item.get("detail")
+            ) or ""
             errors.append(BillError(str(code) if code else None, str(message)))
     return errors
 
 
-def classify(status: int, errors: List[BillError], *, is_login: bool = False) -> Rule:
+def classify(status: int, errors: List[BillError], *, refused: Optional[Rule] = None) -> Rule:
+    """The rule for an answer; ``refused`` is the rule of a refused sign-in when the request was one."""
     for error in errors:
         if error.code in CODE_RULES:
             rule = CODE_RULES[error.code]
-            if is_login and rule.action is Action.RELOGIN:
-                return LOGIN_REJECTED
+            if refused is not None and rule.action is Action.RELOGIN:
+                return refused
             return rule
-    if is_login and 400 <= status < 500 and status not in (408, 429):
-        return LOGIN_REJECTED
+    if refused is not None and 400 <= status < 500 and status not in (408, 429):
+        return refused
     for low, high, rule in STATUS_RULES:
         if low <= status <= high:
             return rule
@@ -206,6 +230,8 @@ def markdown_table() -> str:
         status = str(low) if low == high else f"other {str(low)[0]}xx"
         lines.append(f"| HTTP {status} without a known code | {rule.action.value} | {_ft(rule)} | {rule.message} |")
     lines.append(f"| HTTP 3xx (any redirect) | not followed | {_ft(REDIRECT_RULE)} | {REDIRECT_RULE.message} |")
+    for what, rule in (("`POST /v3/login`", LOGIN_REJECTED), ("OAuth token request", TOKEN_REJECTED)):
+        lines.append(f"| {what} refused with another 4xx | {rule.action.value} | {_ft(rule)} | {rule.message} |")
     lines.append(
         f"| connection dropped, timeout | {NETWORK_RULE.action.value} | {_ft(NETWORK_RULE)} | {NETWORK_RULE.message} |"
     )

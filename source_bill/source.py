@@ -6,8 +6,10 @@ import json
 import logging
 import queue
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
+from airbyte_cdk.config_observation import emit_configuration_as_airbyte_control_message
 from airbyte_cdk.models import (
     AirbyteConnectionStatus,
     AirbyteMessage,
@@ -27,7 +29,8 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from . import errors, secrets, spend
 from .children import CHILD_STREAM_CLASSES
 from .client import CHECK_DEADLINE_S, Backoff, BillClient
-from .config import BillConfig, config_error
+from .config import BillConfig, config_error, upgrade
+from .config_messages import explain
 from .more_streams import MORE_STREAM_CLASSES
 from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
 
@@ -56,7 +59,7 @@ class SourceBill(AbstractSource):
             client = self.client
             assert client is not None
             client.deadline_s = CHECK_DEADLINE_S  # a person is waiting: no long retries or waits
-            client.auth.session_id()
+            client.auth.sign_in()
             refused = []
             lists = [stream for stream in streams if isinstance(stream, BillStream)][: len(STREAM_CLASSES)]
             for stream in lists:  # the 22 lists: one page of max=1 each
@@ -82,9 +85,7 @@ class SourceBill(AbstractSource):
 
     def _build_streams(self, config: Mapping[str, Any]) -> List[Stream]:
         bill_config = BillConfig.from_mapping(config)
-        secrets.register(bill_config.password)
-        secrets.register(bill_config.dev_key)
-        secrets.register(bill_config.spend_api_token)
+        secrets.register(bill_config.spend_api_token)  # the sign-in secrets are registered by the authenticator
         options = dict(self._client_options)
         backoff = options.pop("backoff", None) or Backoff()
         self.client = BillClient(bill_config, logging.getLogger("airbyte"), backoff=backoff, **options)
@@ -100,10 +101,23 @@ class SourceBill(AbstractSource):
     # --- inputs, with errors a person can act on ------------------------------------------------------
     @staticmethod
     def read_config(config_path: str) -> MutableMapping[str, Any]:
+        """The config, in its current form: an older flat config is rewritten into ``credentials``, written back
+        to its file, and announced with a CONTROL message (connector config) so the platform stores it."""
         config = _read_json(config_path, "config")
         if not isinstance(config, MutableMapping):
             raise config_error(f"The config file {config_path} must hold a JSON object, not {type(config).__name__}.")
-        return config
+        if "credentials" in config:
+            return config  # current form (a config with both forms fails in BillConfig, naming the conflict)
+        upgraded, migrated = upgrade(config)
+        if migrated and explain(upgraded, _spec_schema()) is None:  # an invalid config is reported, not stored
+            logger = logging.getLogger("airbyte")
+            try:
+                SourceBill.write_config(upgraded, config_path)
+            except OSError as exc:
+                logger.warning(f"Could not write the migrated config back to {config_path}: {exc.strerror}.")
+            emit_configuration_as_airbyte_control_message(upgraded)
+            logger.info("Moved the config's sign-in keys into credentials (auth_type user_login).")
+        return upgraded
 
     @classmethod
     def read_state(cls, state_path: str) -> List[AirbyteStateMessage]:
@@ -163,7 +177,7 @@ class SourceBill(AbstractSource):
             workers = min(self.client.config.max_concurrent_requests, len(catalog.streams))
             known = {stream.name for stream in self._prebuilt}
             if catalog.streams and all(c.stream.name in known for c in catalog.streams):
-                self.client.auth.session_id()  # a refused or failing sign-in fails the sync once, before any stream
+                self.client.auth.sign_in()  # a refused or failing sign-in fails the sync once, before any stream
             logger.info(f"Reading {len(catalog.streams)} BILL streams, {PAGE_SIZE} records a page, {workers} at once.")
             if workers <= 1:
                 yield from super().read(logger, config, catalog, state)
@@ -248,6 +262,11 @@ def _once_per_sync(logger: logging.Logger, source_name: str) -> logging.Logger:
     if not any(isinstance(f, _SyncStartAndEnd) for f in child.filters):
         child.addFilter(_SyncStartAndEnd(source_name))
     return child
+
+
+def _spec_schema() -> Mapping[str, Any]:
+    schema: Mapping[str, Any] = json.loads((Path(__file__).parent / "spec.json").read_text())["connectionSpecification"]
+    return schema
 
 
 def _read_json(path: str, what: str) -> Any:

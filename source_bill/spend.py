@@ -42,7 +42,7 @@ from requests.auth import AuthBase
 
 from . import errors, jsonparse
 from .client import BillClient, RequestLimiter, Route
-from .config import BillConfig, config_error
+from .config import BillConfig, ClientCredentials, config_error
 from .errors import Action, BillError, Rule
 from .spend_core import PAGE_LIMIT, WindowReader, WindowUnstable
 from .timeutil import format_instant, parse_instant
@@ -72,7 +72,8 @@ NOT_READABLE = Rule(
 
 
 def classify(status: int, bill_errors: List[BillError], *, is_login: bool = False) -> Rule:
-    """S&E's answers: 401 is the token (no session to renew), 429 is the minute limit; the rest as for AP/AR."""
+    """S&E's answers with an API token: 401 is the token (nothing to renew), 429 is the minute limit; the rest as
+    for AP/AR."""
     if status == 401:
         return TOKEN_REFUSED
     if status == 403:
@@ -105,9 +106,21 @@ class ApiTokenAuth(AuthBase):
         return request
 
 
-def spend_auth(config: BillConfig) -> Optional[AuthBase]:
-    """The credential S&E requests carry, or None when the config gives none (then no spend_* stream)."""
-    return ApiTokenAuth(config.spend_api_token) if config.spend_api_token else None
+def classify_bearer(status: int, bill_errors: List[BillError], *, is_login: bool = False) -> Rule:
+    """S&E's answers with the OAuth Bearer token: a 401 renews the token (once per token), as on AP/AR."""
+    if status == 401:
+        return errors.classify(status, bill_errors)
+    return classify(status, bill_errors, is_login=is_login)
+
+
+def spend_auth(config: BillConfig, client: BillClient) -> Optional[AuthBase]:
+    """The credential S&E requests carry: ``spend_api_token`` when given, else the OAuth Bearer token of
+    ``oauth_client_credentials``; None when the config gives neither (then no spend_* stream)."""
+    if config.spend_api_token:
+        return ApiTokenAuth(config.spend_api_token)
+    if isinstance(config.credentials, ClientCredentials):
+        return client.auth
+    return None
 
 
 class MinuteLimiter:
@@ -174,7 +187,7 @@ class SpendContext:
                 self.prefix,
                 auth,
                 self.limiter,
-                classify,
+                classify if isinstance(auth, ApiTokenAuth) else classify_bearer,
                 pool_size=config.max_concurrent_requests,
                 origins=client.allowed_origins,
             )
@@ -476,7 +489,7 @@ def spend_streams(
     client: BillClient, config: BillConfig, wall_clock: Optional[Callable[[], datetime]] = None
 ) -> List[SpendStream]:
     """The spend_* streams, when the config gives S&E a credential; none otherwise."""
-    auth = spend_auth(config)
+    auth = spend_auth(config, client)
     if auth is None:
         return []
     context = SpendContext(client, auth, wall_clock or (lambda: datetime.now(UTC)))

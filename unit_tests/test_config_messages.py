@@ -8,7 +8,6 @@ the user sees. No jsonschema wording (``does not match '^008...'``, ``is not of 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import signal
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping
 
 import pytest
-from airbyte_cdk.models import ConnectorSpecification
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_bill import SourceBill
@@ -50,7 +48,9 @@ def cli(argv: List[str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureF
     monkeypatch.setattr(sys, "argv", ["source-bill", *argv])
     with run_in_process():
         run_module.run()
-    return [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")
+    ]  # not pytest's log lines
 
 
 def check_message(cfg: Mapping[str, Any], tmp_path: Path, monkeypatch: Any, capfd: Any) -> str:
@@ -100,7 +100,7 @@ def check_message(cfg: Mapping[str, Any], tmp_path: Path, monkeypatch: Any, capf
             {"password": 987654321},
             "password (Password)",
             "must be text, not a number (hidden: a secret)",
-            "the value of the sync token",
+            "The value of the sync token",
         ),
         (
             {"dev_key": ["placeholder-dev-key-456"]},
@@ -137,7 +137,7 @@ def test_given_missing_keys_when_check_then_each_named_with_where_to_find_it(
     message = check_message(cfg, tmp_path, monkeypatch, capfd)
 
     assert message.startswith("The config has 2 problems. (1) organization_id (Organization ID) is missing.")
-    assert "(2) dev_key (Developer Key) is missing. Your BILL developer key" in message
+    assert "(2) credentials.dev_key (Developer Key) is missing. Your BILL developer key" in message, message
     assert "Settings > Profiles > Organization" in message
     assert not any(words in message for words in CDK_WORDS), message
 
@@ -156,40 +156,6 @@ def test_given_invalid_config_when_read_then_config_error_naming_the_key(
     assert str(raised.value.message).startswith("organization_id (Organization ID) must look like 008...")
 
 
-class OneOfSpecSource(SourceBill):
-    """SourceBill with the sign-in keys moved into a ``credentials`` choice, as a spec may offer it."""
-
-    def spec(self, logger: Any) -> ConnectorSpecification:
-        schema = copy.deepcopy(SPEC["connectionSpecification"])
-        sign_in = {key: schema["properties"].pop(key) for key in ("username", "password", "dev_key")}
-        schema["required"] = ["credentials", "organization_id"]
-        schema["properties"]["credentials"] = {
-            "title": "Sign-in",
-            "type": "object",
-            "order": 0,
-            "description": "How the connector signs in to BILL.",
-            "oneOf": [
-                {
-                    "title": "BILL user or sync token",
-                    "type": "object",
-                    "required": ["auth_type", "username", "password", "dev_key"],
-                    "properties": {"auth_type": {"type": "string", "const": "user_login"}, **sign_in},
-                },
-                {
-                    "title": "OAuth client credentials",
-                    "type": "object",
-                    "required": ["auth_type", "client_id", "client_secret"],
-                    "properties": {
-                        "auth_type": {"type": "string", "const": "oauth_client_credentials"},
-                        "client_id": {"type": "string", "title": "Client ID"},
-                        "client_secret": {"type": "string", "title": "Client Secret", "airbyte_secret": True},
-                    },
-                },
-            ],
-        }
-        return ConnectorSpecification(connectionSpecification=schema)
-
-
 @pytest.mark.parametrize(
     "credentials, expected",
     [
@@ -200,7 +166,7 @@ class OneOfSpecSource(SourceBill):
         (
             {"auth_type": "user_login", "username": "u"},
             [
-                "(1) credentials.password (Password) is missing. The password of that BILL user",
+                "(1) credentials.password (Password) is missing. The value of the sync token, or the password",
                 "(2) credentials.dev_key (Developer Key) is missing. Your BILL developer key",
             ],
         ),
@@ -211,7 +177,7 @@ class OneOfSpecSource(SourceBill):
         (
             {"auth_type": "oauth"},
             [
-                "credentials.auth_type must be one of 'user_login' (BILL user or sync token), "
+                "credentials.auth_type must be one of 'user_login' (BILL user or AP & AR sync token), "
                 "'oauth_client_credentials' (OAuth client credentials), not 'oauth'"
             ],
         ),
@@ -225,8 +191,10 @@ def test_given_nested_choice_when_check_then_the_key_path_is_named(
     monkeypatch.setattr(sys, "argv", ["source-bill", "check", "--config", str(path)])
 
     with run_in_process():
-        launch(OneOfSpecSource(), sys.argv[1:])
-    messages = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.strip()]
+        launch(SourceBill(), sys.argv[1:])
+    messages = [
+        json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")
+    ]  # not pytest's log lines
 
     status = next(m["connectionStatus"] for m in messages if m["type"] == "CONNECTION_STATUS")
     assert status["status"] == "FAILED"
@@ -253,6 +221,8 @@ def test_given_invalid_config_when_cli_check_then_one_failed_status_naming_the_k
     statuses = [json.loads(x) for x in proc.stdout.splitlines() if '"CONNECTION_STATUS"' in x]
     assert len(statuses) == 1
     message = statuses[0]["connectionStatus"]["message"]
-    assert message.startswith("The config has 2 problems. (1) password (Password) must be text, not a number")
+    assert message.startswith(
+        "The config has 2 problems. (1) credentials.password (Password) must be text, not a number"
+    )
     assert "(2) organization_id (Organization ID) must look like 008..." in message
     assert "55555" not in proc.stdout + proc.stderr

@@ -82,14 +82,24 @@ def test_given_the_streams_when_reading_the_docs_page_then_each_is_listed_with_i
         assert f"`/v3/{stream.path}`" in " | ".join(by_name[stream.name])
 
 
-def test_given_the_spec_when_reading_the_readme_configuration_table_then_every_property_has_a_row() -> None:
+def _spec_keys() -> Dict[str, bool]:
+    """Every key of the spec, the sign-in options' as ``credentials.<key>``, and whether it is required."""
     spec = json.loads(SPEC.read_text(encoding="utf-8"))["connectionSpecification"]
+    keys = {key: key in spec["required"] for key in spec["properties"]}
+    for option in spec["properties"]["credentials"]["oneOf"]:
+        for key in option["properties"]:
+            if key != "auth_type":
+                keys[f"credentials.{key}"] = key in option["required"]
+    return keys
+
+
+def test_given_the_spec_when_reading_the_readme_configuration_table_then_every_property_has_a_row() -> None:
     rows = _table_rows(_section(README.read_text(encoding="utf-8"), "Configuration"))
-    for key in spec["properties"]:
+    keys = _spec_keys()
+    for key, required in keys.items():
         assert key in rows, f"spec key {key} missing from the README configuration table"
-        required = rows[key][1]
-        assert required.startswith("yes" if key in spec["required"] else "no"), f"{key}: required is {required!r}"
-    assert set(rows) - {"key"} == set(spec["properties"]), "the README documents keys the spec lacks"
+        assert rows[key][1].startswith("yes" if required else "no"), f"{key}: required is {rows[key][1]!r}"
+    assert set(rows) - {"key"} == set(keys), "the README documents keys the spec lacks"
 
 
 def test_given_the_readme_when_reading_its_first_code_block_then_it_opens_with_the_two_commands() -> None:

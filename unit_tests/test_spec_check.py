@@ -66,14 +66,14 @@ def test_when_spec_then_contract_keys_secrets_and_order() -> None:
     output = _run_command(SourceBill(), ["spec"])
     spec = output.spec_messages[0].spec.connectionSpecification
     props = spec["properties"]
-    assert set(spec["required"]) == {"username", "password", "organization_id", "dev_key"}
-    for key in ("username", "password", "organization_id", "dev_key", "environment", "start_date", "base_url"):
+    assert set(spec["required"]) == {"credentials", "organization_id"}
+    for key in ("credentials", "organization_id", "environment", "start_date", "base_url", "oauth_token_url"):
         assert key in props
-    assert props["password"]["airbyte_secret"] and props["dev_key"]["airbyte_secret"]
     assert props["environment"]["enum"] == ["production", "sandbox"]
     assert props["environment"]["default"] == "production"
     assert props["organization_id"]["pattern"].startswith("^008")
     assert props["base_url"]["airbyte_hidden"] is True
+    assert props["oauth_token_url"]["airbyte_hidden"] is True
     assert props["start_date"]["examples"]
     orders = [p["order"] for p in props.values()]
     assert sorted(orders) == list(range(len(props)))
@@ -145,7 +145,6 @@ def test_given_first_stream_forbidden_when_check_then_tries_the_next(http_mocker
         ({"start_date": "2024-13-45T00:00:00Z"}, "start_date"),
         ({"max_concurrent_requests": 4}, "maximum of 3"),
         ({"requests_per_hour": 0}, "minimum of 1"),
-        ({"password": 1234}, "not of type 'string'"),
     ],
 )
 def test_given_malformed_config_when_check_then_failed_with_actionable_message(
@@ -159,10 +158,10 @@ def test_given_malformed_config_when_check_then_failed_with_actionable_message(
 
 def test_given_missing_keys_when_check_then_failed_naming_them(tmp_path: Path) -> None:
     cfg = config()
-    del cfg["dev_key"]
+    del cfg["organization_id"]
     status = status_of(run_check(cfg, tmp_path))
     assert status.status == Status.FAILED
-    assert "dev_key" in status.message
+    assert "organization_id" in status.message
 
 
 def test_given_config_file_not_json_when_check_then_config_error(tmp_path: Path) -> None:

@@ -3,11 +3,12 @@
     from integration_tests.bill_emulator import BillEmulator, STREAMS, DEFAULT_CREDENTIALS
 
     with BillEmulator(seed=1, sizes={"vendors": 1000}) as emu:   # port=0: ephemeral; clock=callable -> epoch s
-        config = emu.config()          # username/password/organization_id/dev_key/base_url (+ overrides)
+        config = emu.config()          # credentials (user_login), organization_id, base_url (+ overrides)
+        emu.config("oauth_client_credentials")   # client_id/client_secret, oauth_token_url; emu.flat_config(): old form
         emu.base_url                   # http://127.0.0.1:<port>/connect
         emu.records("vendors")         # deep copy, creation order: what a perfect full refresh returns
         emu.update_record("vendors", vid, {"name": "X"})   # None deletes a key; updatedTime = now
-        emu.archive_record / insert_record / set_updated_time(stream, ids, iso) / expire_sessions()
+        emu.archive_record / insert_record / set_updated_time(stream, ids, iso) / expire_sessions() / revoke_tokens()
         emu.before_list(cb)            # cb(emu, stream, index) before each list request (no lock held)
         emu.inject("bdc_1322", "/v3/bills", times=2)      # scripted faults, FIFO, path substring match
         emu.settings.<switch>          # see server.Settings
@@ -16,7 +17,10 @@
 Notes
 - Record ids of card_account_users are (cardAccountId, userId) tuples (a list also works).
 - stats.requests_by_path and request_log paths are relative to the /connect prefix ("/v3/vendors").
-- stats.login_count counts successful logins (login_attempts every login request that reached the handler).
+- stats.login_count counts successful logins (login_attempts every login request that reached the handler);
+  stats.token_count / token_attempts the same for OAuth tokens (POST /authx/token, outside the /connect prefix,
+  lifetime settings.token_lifetime_s). A request with Authorization: Bearer <token> needs no sessionId/devKey; its
+  hourly budget is keyed by the OAuth client.
 - stats.list_requests_by_stream counts every GET on a list path (including faulted/rejected ones); the index
   given to before_list callbacks counts only list requests that passed auth and validation.
 - stats.rejected_1322 / rejected_1144 count real limit rejections; injected ones go to stats.faults_injected.

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     emu.start()
     print(emu.base_url, flush=True)
     print(json.dumps(emu.config()), flush=True)
+    print(json.dumps(emu.config("oauth_client_credentials")), flush=True)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

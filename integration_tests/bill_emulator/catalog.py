@@ -13,6 +13,9 @@ DEFAULT_CREDENTIALS = {
     "organization_id": "00801EMULATOR0001",
     "dev_key": "emulator-dev-key",
 }
+DEFAULT_OAUTH_CLIENT = {"client_id": "emulator-client-id", "client_secret": "emulator-client-secret"}
+TOKEN_PATH = "/authx/token"  # BILL's OAuth token endpoint, on the emulator's root (outside the /connect prefix)
+LOGIN_KEYS = ("username", "password", "dev_key", "is_sync_token")
 
 # The streams, their paths and keys: the connector's declarations (source_bill/declarations.py), the one list.
 STREAMS = {d.name: f"/v3/{d.path}" for d in declarations()}

@@ -26,7 +26,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from .catalog import DEFAULT_CREDENTIALS, DEFAULT_SIZES, NO_TIMESTAMPS, PATH_TO_STREAM, PRIMARY_KEYS, STREAMS
+from .catalog import (
+    DEFAULT_CREDENTIALS,
+    DEFAULT_OAUTH_CLIENT,
+    DEFAULT_SIZES,
+    LOGIN_KEYS,
+    NO_TIMESTAMPS,
+    PATH_TO_STREAM,
+    PRIMARY_KEYS,
+    STREAMS,
+    TOKEN_PATH,
+)
 from .data import DataGenerator
 from .filters import ApiError, apply, format_ms, normalize_instant, parse_filters, parse_sort
 from .more import SYSTEM_USER_PREFIX, MoreObjects
@@ -44,6 +54,7 @@ class Settings:
     def __init__(self) -> None:
         self.session_idle_timeout_s: float = 35 * 60
         self.session_max_requests: int | None = None
+        self.token_lifetime_s: float = 3600.0  # OAuth access tokens (expires_in)
         self.latency_s: float = 0.0
         self.max_concurrent: int | None = 3
         self.hourly_limit: int | None = 20000
@@ -74,6 +85,8 @@ class Stats:
             self.total_requests = 0
             self.login_count = 0  # successful logins
             self.login_attempts = 0
+            self.token_count = 0  # OAuth tokens issued
+            self.token_attempts = 0  # token requests that reached the handler
             self.requests_by_path: dict[str, int] = {}
             self.list_requests_by_stream: dict[str, int] = {}
             self.status_counts: dict[int, int] = {}
@@ -116,6 +129,11 @@ class _Ticket:
         self.method = ""
         self.path = ""
         self.status = 0
+
+
+def _bearer(headers: Any) -> str | None:
+    value = headers.get("Authorization") or ""
+    return value[len("Bearer ") :] if value.startswith("Bearer ") else None
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -247,6 +265,8 @@ class BillEmulator:
         self.stats = Stats()
         self.request_log: list[tuple] = []
         self.credentials = dict(DEFAULT_CREDENTIALS)
+        self.oauth_client = dict(DEFAULT_OAUTH_CLIENT)
+        self._tokens: dict[str, dict] = {}  # OAuth access token -> {"expires": emulator clock s}
         self._lock = threading.RLock()
         self._flight_lock = threading.Lock()
         self._in_flight = 0
@@ -277,6 +297,7 @@ class BillEmulator:
         self.user_id = users[0]["id"] if users else self._gen.new_id("006")
         self._token_salt = hashlib.sha1(f"bill-emulator-{seed}".encode()).hexdigest()[:8]
         self.spend = SpendEmulator(self._now_ms, seed, spend_sizes)  # Spend & Expense under /v3/spend/
+        self.spend.bearer_valid = self._bearer_valid  # the OAuth tokens of /authx/token serve S&E too
         self.more = MoreObjects(self)  # the objects beyond the 22 lists (more.py)
 
     # ------------------------------------------------------------------ lifecycle
@@ -321,14 +342,32 @@ class BillEmulator:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}{self.prefix}"
 
-    def config(self, **overrides: Any) -> dict:
-        cfg = {
-            "username": self.credentials["username"],
-            "password": self.credentials["password"],
-            "organization_id": self.credentials["organization_id"],
-            "dev_key": self.credentials["dev_key"],
-            "base_url": self.base_url,
-        }
+    @property
+    def token_url(self) -> str:
+        return f"http://{self.host}:{self.port}{TOKEN_PATH}"
+
+    def config(self, auth_type: str = "user_login", **overrides: Any) -> dict:
+        """A connector config for this emulator; username, password, dev_key, is_sync_token, client_id and
+        client_secret among ``overrides`` go into ``credentials``, the rest to the top level."""
+        if auth_type == "oauth_client_credentials":
+            credentials: dict = {"auth_type": auth_type, **self.oauth_client}
+            cfg = {"credentials": credentials, "organization_id": self.credentials["organization_id"]}
+            cfg.update(base_url=self.base_url, oauth_token_url=self.token_url)
+        else:
+            credentials = {
+                "auth_type": auth_type,
+                **{k: self.credentials[k] for k in ("username", "password", "dev_key")},
+            }
+            cfg = {"credentials": credentials, "organization_id": self.credentials["organization_id"]}
+            cfg["base_url"] = self.base_url
+        for key, value in overrides.items():
+            (credentials if key in (*LOGIN_KEYS, *DEFAULT_OAUTH_CLIENT) else cfg)[key] = value
+        return cfg
+
+    def flat_config(self, **overrides: Any) -> dict:
+        """A config in the form written before the sign-in choice: username, password and dev_key at the top."""
+        cfg = {key: self.credentials[key] for key in ("username", "password", "organization_id", "dev_key")}
+        cfg["base_url"] = self.base_url
         cfg.update(overrides)
         return cfg
 
@@ -460,6 +499,15 @@ class BillEmulator:
         with self._lock:
             self._sessions.clear()
 
+    def revoke_tokens(self) -> None:
+        """Every OAuth access token issued so far stops working (BILL answers 401 to it)."""
+        with self._lock:
+            self._tokens.clear()
+
+    def issued_tokens(self) -> int:
+        with self._lock:
+            return len(self._tokens)
+
     def inject(self, kind: str, path_contains: str | None = None, times: int = 1) -> None:
         if kind not in INJECT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {INJECT_KINDS}")
@@ -550,6 +598,7 @@ class BillEmulator:
             sid = headers.get("sessionId")
             with self._lock:
                 self._sessions.pop(sid, None)
+                self._tokens.pop(_bearer(headers) or "", None)
             return self._error(401, "BDC_1109", SESSION_INVALID, "DOWNSTREAM")
         if kind == "401_plain":
             return _Response(401, b'{"message":"Unauthorized"}')
@@ -617,7 +666,8 @@ class BillEmulator:
             self.request_log.append((method, rel, dict(query), tuple(headers.keys())))
         s = self.settings
         is_health = rel == "/v3/health"
-        is_login = method == "POST" and rel == "/v3/login"
+        is_token = method == "POST" and path == TOKEN_PATH
+        is_login = (method == "POST" and rel == "/v3/login") or is_token
         if rel.startswith("/v3/spend/"):  # its own credential and limits (spend.py)
             return _Response(*self.spend.handle(method, rel, query, headers))
 
@@ -634,8 +684,8 @@ class BillEmulator:
                 time.sleep(s.latency_s)
 
         login_body: Any = None
-        dev_key = headers.get("devKey")
-        if is_login:
+        dev_key = headers.get("devKey") or self._token_client(headers)  # the hourly budget's key
+        if is_login and not is_token:
             try:
                 login_body = json.loads(body.decode("utf-8")) if body else None
             except (ValueError, UnicodeDecodeError):
@@ -678,6 +728,8 @@ class BillEmulator:
         body: bytes,
         stream: str | None,
     ) -> _Response:
+        if path == TOKEN_PATH and method == "POST":
+            return self._grant_token(headers, body)
         if rel == path:  # outside the prefix
             raise ApiError(404, "BDC_1121", "API not supported.")
         if rel == "/v3/health" and method == "GET":
@@ -752,7 +804,47 @@ class BillEmulator:
             ),
         )
 
+    def _grant_token(self, headers: Any, body: bytes) -> _Response:
+        """OAuth 2.0 client credentials (RFC 6749 4.4): a form body, a JSON answer, RFC 6749 error codes."""
+        with self.stats._lock:
+            self.stats.token_attempts += 1
+        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if "application/x-www-form-urlencoded" not in (headers.get("Content-Type") or ""):
+            return _Response(400, _json_bytes({"error": "invalid_request", "error_description": "form body expected"}))
+        if form.get("grant_type") != "client_credentials":
+            return _Response(400, _json_bytes({"error": "unsupported_grant_type"}))
+        client = self.oauth_client
+        if form.get("client_id") != client["client_id"] or form.get("client_secret") != client["client_secret"]:
+            return _Response(401, _json_bytes({"error": "invalid_client", "error_description": "Bad client."}))
+        token = "bt_" + secrets.token_urlsafe(30)
+        lifetime = self.settings.token_lifetime_s
+        with self._lock:
+            self._tokens[token] = {"expires": self._now_s() + lifetime, "client": client["client_id"]}
+        with self.stats._lock:
+            self.stats.token_count += 1
+        answer = {"access_token": token, "token_type": "Bearer", "expires_in": int(lifetime)}
+        return _Response(200, _json_bytes(answer))
+
+    def _bearer_valid(self, token: str) -> bool:
+        with self._lock:
+            entry = self._tokens.get(token)
+            return entry is not None and self._now_s() < entry["expires"]
+
+    def _token_client(self, headers: Any) -> str | None:
+        token = _bearer(headers)
+        with self._lock:
+            entry = self._tokens.get(token) if token else None
+        return f"oauth:{entry['client']}" if entry else None
+
     def _authenticate(self, headers: Any) -> dict:
+        token = _bearer(headers)
+        if token is not None:
+            with self._lock:
+                entry = self._tokens.get(token)
+                if entry is None or self._now_s() >= entry["expires"]:
+                    self._tokens.pop(token, None)
+                    raise ApiError(401, "BDC_1109", "Access token is invalid or expired.", "DOWNSTREAM")
+            return {"org": self.credentials["organization_id"], "user": self.user_id}
         sid = headers.get("sessionId")
         dev_key = headers.get("devKey")
         s = self.settings

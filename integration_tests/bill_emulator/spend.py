@@ -83,6 +83,7 @@ class SpendEmulator:
         self.settings = SpendSettings()
         self.token = DEFAULT_SPEND_TOKEN
         self.bearer_tokens: set[str] = set()
+        self.bearer_valid: Callable[[str], bool] | None = None  # the emulator's OAuth tokens, when it has them
         self._lock = threading.RLock()
         self._rng = random.Random(seed * 7919 + 15)
         self._sent: dict[str, collections.deque] = {}
@@ -270,7 +271,9 @@ class SpendEmulator:
         if token is not None and token == self.token:
             return "token:" + token
         bearer = headers.get("Authorization") or ""
-        if bearer.startswith("Bearer ") and bearer[7:] in self.bearer_tokens:
+        if bearer.startswith("Bearer ") and (
+            bearer[7:] in self.bearer_tokens or (self.bearer_valid is not None and self.bearer_valid(bearer[7:]))
+        ):
             return bearer
         raise SpendError(401, "Invalid or missing API token", "UNAUTHORIZED")
 
