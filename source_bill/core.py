@@ -78,7 +78,7 @@ DATE_RESOLUTION = timedelta(seconds=1)  # HTTP Date headers have one-second reso
 CLOCK_SKEW = timedelta(minutes=5)  # how far BILL's Date may be from the updatedTime clock, either way
 CLOCK_MARGIN = CLOCK_SKEW + DATE_RESOLUTION
 FUTURE_TOLERANCE = timedelta(days=1)
-SLICE_MIN_PAGES = 10  # a stream is cut into slices only when each would hold about this many pages or more
+SLICE_MIN_PAGES = 5  # a stream is cut into slices only when each would hold about this many pages or more
 SPLIT_MIN_PAGES = 3  # a running slice is split only when it has about this many pages left or more
 
 Record = Mapping[str, Any]
@@ -398,26 +398,27 @@ def served_last(logs: Sequence[PassLog]) -> bool:
 # --- the slice plan ---------------------------------------------------------------------------------------------
 
 
-def plan_slices(first: PassLog, slots: int, min_pages: int = SLICE_MIN_PAGES) -> List[datetime]:
-    """Where to cut the rest of a large stream after its first page, or [] when one query is as good.
+def plan_slices(log: PassLog, slots: int, min_pages: int = SLICE_MIN_PAGES) -> List[datetime]:
+    """Where to cut the rest of a stream read as one query so far, or [] when one query is as good.
 
-    The first page tells how much of the updatedTime range a page holds; the range left (up to BILL's ``Date`` of the
-    first page less :data:`CLOCK_MARGIN`, an estimate of "now" that is surely not after the updatedTime clock's: the
-    last slice is open-ended and every edit made during the read must land in it) is cut into equal parts, as
-    many as there are request slots, when each would hold about ``min_pages`` pages or more.
+    Asked after every page until it says to cut: the latest page tells how much of the updatedTime range a page holds
+    now (so a stream that is sparse early and dense late is cut once its pages get dense), and the range left, up to
+    BILL's latest ``Date`` less :data:`CLOCK_MARGIN` (an estimate of "now" that is surely not after the updatedTime
+    clock's: the last slice is open-ended and every edit made during the read must land in it), is cut into equal
+    parts, as many as there are request slots, when each would hold about ``min_pages`` pages or more.
     """
-    if slots < 2 or not first.pages or first.first_served is None or first.high is None:
+    if slots < 2 or not log.pages or log.last_served is None or log.high is None:
         return []
-    start = first.pages[0].first
-    end = first.first_served - CLOCK_MARGIN  # below the updatedTime clock's "now": edits land in the open slice
-    if start is None or first.high <= start or end <= first.high:
+    start = log.pages[-1].first
+    end = log.last_served - CLOCK_MARGIN
+    if start is None or log.high <= start or end <= log.high:
         return []
-    estimated_pages = (first.first_served - start) / (first.high - start)
+    estimated_pages = (end - log.high) / (log.high - start)
     count = min(slots, int(estimated_pages // min_pages))
     if count < 2:
         return []
-    step = (end - first.high) / count
-    return [first.high + step * i for i in range(1, count)]
+    step = (end - log.high) / count
+    return [log.high + step * i for i in range(1, count)]
 
 
 def split_point(spans: Sequence[Span], logs: Sequence[PassLog]) -> Optional[Tuple[int, datetime]]:
@@ -662,14 +663,16 @@ class Reader:
             spans = [Span(*gap) for gap in left]
             return (yield from self._read_slices(walks, spans, carried, logs))
         first_query = self.walk(Query(lower, None), main)
-        first = next(first_query)
-        span = Span(lower, None, emitted=first.high)
-        yield first, covered([span], []), main.ordered
-        bounds = plan_slices(main, self.slots, self.slice_min_pages) if first.has_more and self.may_slice() else []
+        span = Span(lower, None)
+        bounds: List[datetime] = []
+        for page in first_query:
+            span = replace(span, emitted=page.high)
+            yield page, covered([span], []), main.ordered
+            if page.has_more and self.slots > 1 and self.may_slice():
+                bounds = plan_slices(main, self.slots, self.slice_min_pages)
+                if bounds:
+                    break
         if not bounds:
-            for page in first_query:
-                span = replace(span, emitted=page.high)
-                yield page, covered([span], []), main.ordered
             return [main]
         main.stop_before = main.upper = bounds[0]
         spans = [replace(span, upper=bounds[0])]
@@ -689,7 +692,8 @@ class Reader:
     ) -> Generator[Tuple[Page, List[Window], bool], None, List[PassLog]]:
         """Slices side by side (the last one open-ended), then the open end once more if it did not finish last.
 
-        When a slice finishes while fewer than ``slots`` run, the slice with the most pages left is split
+        Whenever fewer than ``slots`` slices run (one finished, or fewer were planned), the slice with the most pages
+        left is split
         (:func:`split_point`): it stops at the middle of what it has left and a new slice reads the upper part (the
         open end when the open slice was split). ``fan_in`` picks new slices up from the list it was given.
         """
@@ -698,12 +702,14 @@ class Reader:
         for index, page in self.fan_in(walks):
             if page is None:
                 spans[index] = replace(spans[index], finished=True)
-                if self.adaptive and sum(not span.finished for span in spans) < self.slots:
-                    if self._split(walks, spans, logs, tail):
-                        if spans[-1].upper is None:
-                            tail, last_of_tail = len(walks) - 1, []
+            else:
+                spans[index] = replace(spans[index], emitted=page.high)
+            # a request slot is free (a slice finished, or fewer were planned): split the slice with most left
+            if self.adaptive and sum(not span.finished for span in spans) < self.slots:
+                if self._split(walks, spans, logs) and spans[-1].upper is None:
+                    tail, last_of_tail = len(walks) - 1, []
+            if page is None:
                 continue
-            spans[index] = replace(spans[index], emitted=page.high)
             if index == tail and page.records:
                 last_of_tail = page.records
             yield page, covered(spans, carried), all(log.ordered for log in logs)
@@ -717,7 +723,7 @@ class Reader:
                 yield replace(page, records=fresh), covered(spans, carried), all(log.ordered for log in logs)
         return logs
 
-    def _split(self, walks: List[Iterator[Page]], spans: List[Span], logs: List[PassLog], tail: int) -> bool:
+    def _split(self, walks: List[Iterator[Page]], spans: List[Span], logs: List[PassLog]) -> bool:
         point = split_point(spans, logs)
         if point is None:
             return False
