@@ -15,47 +15,54 @@ pass starts (``updatedTime:gte:"<lower bound>"``), following BILL's ``nextPage``
 that stood at the next page boundary is never served. The skipped row keeps its old ``updatedTime``: it lies between
 the last ``updatedTime`` of the page before the boundary and the first of the page after it.
 
-*Catch-up windows.* The edited record shows itself: it comes back at the end of the pass with an ``updatedTime``
-later than the moment the pass began. So a pass logs, per page, a :class:`PageSeen` (when BILL served it, the highest
-``updatedTime`` before it, its first ``updatedTime``). After the main read, every page boundary whose earlier page was
-served before the latest edit seen is suspect, and the narrow ``updatedTime`` range around each suspect boundary is
-read again (a catch-up pass, :func:`catch_up_windows`). A catch-up pass can itself be shifted: up to
-``max_catch_up_passes`` rounds; if edits still come, the final state stays below the unresolved windows so the next
-sync reads them again. Records whose ``updatedTime`` goes backwards make every window of the pass suspect.
+*Catch-up windows.* Only an edit of a row the pass has already passed can shift rows past a boundary, and such a
+row shows itself: the pass reads it twice, at two versions (its id comes back with a later ``updatedTime`` at the end
+of the list). So a pass logs, per page, a :class:`PageSeen` (when BILL served it, the highest ``updatedTime`` before
+it, its first ``updatedTime``), and the ids it read (as 64-bit hashes, 8 bytes a record). After the main read, if a
+record was read twice (:func:`edited_again`, whatever slice each version was in), every page boundary whose earlier
+page was served before that record's latest edit is suspect, and the narrow ``updatedTime`` range around each suspect
+boundary is read again (a catch-up pass, :func:`catch_up_windows`). A new version can itself be skipped by a later edit
+of a row the pass had skipped, so boundaries where the newest records begin (those stamped since the pass began) are
+always re-read; they are few. A catch-up pass can itself be shifted: up to ``max_catch_up_passes`` rounds; if edits
+still come, the final state stays below the unresolved windows so the next sync reads them again. Records whose
+``updatedTime`` goes backwards make the whole pass suspect.
 
-*Two clocks.* "Served before the edit" compares BILL's HTTP ``Date`` (a gateway clock, one-second resolution) with
-``updatedTime`` (stamped by the database's clock). Nothing says the two agree: a gateway ahead of the database by
-half a second already lost rows when they were compared as one clock. Both comparisons therefore carry
-:data:`CLOCK_MARGIN` (5 minutes and the ``Date`` resolution): a record counts as an edit made during the pass when its
-``updatedTime`` is at most that much before the pass's first ``Date``, and a boundary is suspect when its page was
-served at most that much after the latest edit. With the clocks up to 5 minutes apart in either direction, every
-boundary an edit can have shifted is still read again.
+*Two clocks.* "Served before the edit" and "stamped since the pass began" compare BILL's HTTP ``Date`` (a gateway
+clock, one-second resolution) with ``updatedTime`` (stamped by the database's clock). Nothing says the two agree: a
+gateway ahead of the database by half a second already lost rows when they were compared as one clock. Every such
+comparison carries :data:`CLOCK_MARGIN` (5 minutes and the ``Date`` resolution), and the slice bounds stay that far
+below the ``Date``, so with the clocks up to 5 minutes apart either way every boundary an edit can have shifted is
+still read again, and every edit made during a sliced read lands in its open-ended slice. The margin alone would make
+every record edited in the 5 minutes before a read look like an edit made during it, and re-read every boundary of
+an active organization's large read; asking that the record was read twice first costs nothing on data that is not
+edited during the read, and only the boundaries served within 5 minutes after a real mid-read edit extra. The
+property test (``unit_tests/test_core_property.py``) drives this with the clocks 5 minutes apart either way.
 
 Why a margin and not keyset paging (each page asking ``updatedTime:gte:<last emitted>``, which needs no clock): keyset
 paging still needs offset tokens inside a group of ties larger than a page (BILL stamps bulk changes with one
-instant), and there the same shift happens with no clock to say when; the catch-up machinery stays either way, and
-keyset paging costs one overlapping record per page and a new query per page on every read. The margin costs requests
-only when records were edited within 5 minutes before or during a read: then the boundaries served within 5 minutes
-after the latest edit are read again, one small request each (the property test bounds it: at most one request per
-boundary per catch-up round). A read of data that is not being edited costs nothing extra.
+instant), where the same shift happens with no clock to say when, so the catch-up machinery stays either way; it
+costs a new query and one overlapping record per page on every read; and it would change every request this
+connector sends (the tests pin them). The margin keeps the requests of an unedited read at the minimum.
 
-*Slices.* A large stream is read in ``updatedTime`` slices side by side (:func:`plan_slices`): after the first page,
-the span between the highest ``updatedTime`` read and the first ``Date`` is cut into up to ``max_concurrent_requests``
-slices; the first slice continues the first query and stops at its upper bound, the last is open-ended, so records
-edited during the read show up in it. An edit seen there makes every slice's boundaries suspect (shifts happen in
-every slice). When the open slice was not served last, its end is read once more so that edits made after its last
-page show up (:func:`served_last`).
+*Slices.* A large stream is read in ``updatedTime`` slices side by side (:func:`plan_slices`): after every page of the
+first query, the range left (up to the latest ``Date`` less the margin) is measured in pages of the latest page's
+density and, once that is at least two slices' worth, cut into up to ``max_concurrent_requests`` slices. The first
+slice continues the first query and stops at its upper bound; the last is open-ended, so records edited during the
+read show up in it. When the open slice was not served last, its end is read once more so that edits made after its
+last page show up (:func:`served_last`).
 
-*Adaptive slices.* A slice that finishes while others still have much left frees a request slot. The largest range
-still to read in another bounded slice (above what that slice has emitted) is split at its middle: the slice stops at
-the middle (its remaining pages are kept up to there) and a new slice reads from the middle to the old upper bound.
-The guarantees do not change: every slice logs its pages for the catch-up, and the state counts only emitted ranges.
+*Adaptive slices.* Whenever fewer slices run than there are request slots (one finished, or fewer were planned), the
+slice with the most pages left (by its own density so far) is split at the middle of what it has left
+(:func:`split_point`): it stops there and a new slice reads the upper part. The open slice can be split too, below the
+latest ``Date`` less the margin; the new slice is then the open one. Every slice logs its pages for the catch-up, and
+the state counts only emitted ranges.
 
 *State and resume.* After every emitted page the state is the cursor (every record below it has been emitted) plus,
 mid-pass, a ``pass`` object: when the pass began (``started``), its lower bound (``lower``), the ranges above the
 cursor that slices finished (``read``) and the latest edit seen (``edit``) (:func:`format_state`, :func:`parse_state`).
-A resumed read reads only the gaps around ``read``; if any record edited since the interrupted pass began is seen
-(or it had seen one), the ranges that pass covered are read again, because its page timings are gone. A finished sync
+A resumed read reads only the gaps around ``read``. The interrupted pass's ids and page timings are gone: if it
+had seen an edit (``edit``), or the resumed read sees a record stamped since that pass began (by the margin) above
+everything that pass had read, the ranges that pass covered are read again. A finished sync
 leaves only the cursor.
 """
 
