@@ -45,7 +45,7 @@ if _MISSING:  # every connector run would fail after minutes of setup: say so at
     )
     sys.exit(2)
 
-from integration_tests.bill_emulator import STREAMS, BillEmulator  # noqa: E402
+from integration_tests.bill_emulator import STREAMS, BillEmulator, format_ms, parse_instant_ms  # noqa: E402
 from source_bill.declarations import declarations  # noqa: E402
 
 PAGE = 100
@@ -69,6 +69,7 @@ FULL = {
     "rss_runs": 3,
     "mutation_size": 6_000,
     "mutation_edits": 120,
+    "adaptive_size": 6_000,
 }
 QUICK = {
     "cpu_records": 5_000,
@@ -80,6 +81,7 @@ QUICK = {
     "rss_runs": 1,
     "mutation_size": 1_200,
     "mutation_edits": 24,
+    "adaptive_size": 3_000,
 }
 WALL_STREAMS = ["vendors", "customers", "bills", "invoices", "payments", "receivable_payments"]
 SINGLE_STREAM = "credit_memos"
@@ -322,9 +324,16 @@ class Bench:
             fast: List[Run] = []  # the same loop with orjson: a stricter yardstick, for information
             variant: List[Run] = []  # --cdk-concurrent only
             for i in range(self.sizes["cpu_runs"]):
-                conn.append(self.connector(f"cpu connector {i + 1}", emu, ["vendors"], n))
-                plain.append(self.plain(f"cpu plain {i + 1}", emu, ["vendors"], n))
-                fast.append(self.plain(f"cpu plain orjson {i + 1}", emu, ["vendors"], n, "--parser", "orjson"))
+                # ABBA: connector and orjson loop swap places every round, so a drift of the machine's load
+                # weighs on both alike; the stdlib loop runs between them
+                order = ("connector", "orjson") if i % 2 == 0 else ("orjson", "connector")
+                for who in order:
+                    if who == "connector":
+                        conn.append(self.connector(f"cpu connector {i + 1}", emu, ["vendors"], n))
+                    else:
+                        fast.append(self.plain(f"cpu plain orjson {i + 1}", emu, ["vendors"], n, "--parser", "orjson"))
+                    if who == order[0]:
+                        plain.append(self.plain(f"cpu plain {i + 1}", emu, ["vendors"], n))
                 if self.cdk:
                     variant.append(self.variant(f"cpu cdk variant {i + 1}", emu, ["vendors"], n))
         finally:
@@ -347,7 +356,14 @@ class Bench:
         )
         f = statistics.median(r.cpu_s for r in fast)
         self.row("1", "CPU s, same loop parsing/writing with orjson", f, "-", None, f"{f:.2f}")
-        self.row("1", "CPU ratio connector/plain-with-orjson", c / f, "-", None, f"{c / f:.2f}")
+        self.row(
+            "1",
+            "CPU ratio connector/plain-with-orjson (medians, ABBA order)",
+            c / f,
+            "<= 1.25",
+            c / f <= 1.25,
+            f"{c / f:.2f}",
+        )
         self.results["emulator_build_s"] = {f"vendors={n}": built}
         if variant:
             v = statistics.median(r.cpu_s for r in variant)
@@ -544,6 +560,60 @@ class Bench:
                     f"{vb.label}: {len(vb_ids)} distinct ids in {vb.records} records, expected {single}"
                 )
 
+    # --- 2c/2d. adaptive slices on a uniform and a skewed stream ----------------------------------------
+    def adaptive(self) -> None:
+        """One stream, its updatedTime spread evenly (2c) or sparse early and dense late (2d, an organization that
+        grew): the connector's slices against a plain 3-thread reader told the ideal split (the record count's
+        thirds), at 100 ms a request."""
+        n = self.sizes["adaptive_size"]
+        pages = math.ceil(n / PAGE)
+        for key, shape, spread in (("2c", "uniform", lambda x: x), ("2d", "skewed", lambda x: x**0.25)):
+            emu, _ = self.emulator({SINGLE_STREAM: n})
+            try:
+                now = parse_instant_ms(emu.now_iso())
+                start, span = now - 400 * 86_400_000, 398 * 86_400_000  # ends two days ago: nothing recent
+                ids = sorted(r["id"] for r in emu.records(SINGLE_STREAM))
+                for i, rid in enumerate(ids):
+                    emu.set_updated_time(SINGLE_STREAM, rid, format_ms(start + int(span * spread(i / n))))
+                times = sorted(r["updatedTime"] for r in emu.records(SINGLE_STREAM))
+                a, b = times[n // 3], times[2 * n // 3]
+                emu.settings.latency_s = LATENCY_S
+                conn = self.connector(f"adaptive {shape} connector", emu, [SINGLE_STREAM], n)
+                plain = self.plain(
+                    f"adaptive {shape} plain", emu, [SINGLE_STREAM], n, "--threads", "3", "--split", f"{a},{b}"
+                )
+            finally:
+                emu.stop()
+            what = f"1 {shape} stream x {pages} pages"
+            ratio = conn.wall_s / plain.wall_s
+            self.row(
+                key,
+                f"wall s @100 ms, {what}: connector / oracle-split plain 3 threads",
+                ratio,
+                "<= 1.2",
+                ratio <= 1.2,
+                f"{conn.wall_s:.2f} / {plain.wall_s:.2f} = {ratio:.2f}",
+            )
+            flight = conn.stats["max_in_flight"]
+            self.row(key, f"max in flight (connector), {what}", flight, "== 3", flight == LIMIT, str(flight))
+            got, minimum = conn.stats["total_requests"], pages + 1
+            self.row(
+                key,
+                f"requests (connector), {what} (min {minimum})",
+                got,
+                f"<= {minimum + 3}",
+                got <= minimum + 3,
+                str(got),
+            )
+            self.row(
+                key,
+                f"CPU s, {what}, sliced: connector / plain 3 threads (start-up included)",
+                conn.cpu_s / plain.cpu_s,
+                "-",
+                None,
+                f"{conn.cpu_s:.2f} / {plain.cpu_s:.2f}",
+            )
+
     def variant_slicing(self, earliest: str) -> Dict[str, Any]:
         """start_date and slice_range_days for the variant's 1-stream incremental read.
 
@@ -697,6 +767,7 @@ class Bench:
         started = time.perf_counter()
         self.cpu()
         self.wall()
+        self.adaptive()
         self.rss()
         self.requests_default()
         self.mutation()

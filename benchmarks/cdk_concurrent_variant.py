@@ -123,9 +123,9 @@ class PartitionedBillStream(BillStream):
             params["filters"] = f'{CURSOR}:gte:"{stream_slice[START]}",{CURSOR}:lte:"{stream_slice[END]}"'
         started = False
         try:
-            for page in self._pass(params, None):  # the connector's paging (max, nextPage, checks), no tracking
+            for records in self.walk(params):  # the connector's paging (max, nextPage, checks), no tracking
                 started = True
-                yield from page.records
+                yield from records
         except errors.StreamUnavailable as exc:
             if started:
                 raise

@@ -35,16 +35,19 @@ from airbyte_cdk.models import Type as MessageType
 from . import errors
 from .client import BillClient
 from .config import BillConfig, config_error
+from .core import CURSOR, Page
 from .errors import Action, Rule
 from .files import FileStager
-from .streams import CURSOR, FULL_REFRESH_DONE, Bills, BillStream, Customers, Invoices, Page, Vendors
+from .streams import FULL_REFRESH_DONE, Bills, BillStream, Customers, Invoices, Vendors
 from .timeutil import parse_instant
 
 ParentKey = Tuple[str, str]  # (parent id, its updatedTime)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ChildPage(Page):
+    """A page of children, with the file reference of each record (None: no file staged for it)."""
+
     files: List[Optional[AirbyteRecordMessageFileReference]] = field(default_factory=list)
 
 
@@ -58,7 +61,6 @@ class ChildStream(BillStream, ABC):
 
     def __init__(self, client: BillClient, config: BillConfig) -> None:
         super().__init__(client, config)
-        self._local = threading.local()
         self.requests_sent = 0
         self.parents_read = 0
         self._counter_lock = threading.Lock()
@@ -75,20 +77,19 @@ class ChildStream(BillStream, ABC):
         return stream
 
     # --- one parent's list ---------------------------------------------------------------------------------
-    def path(self, **kwargs: Any) -> str:
-        return f"{self.list_prefix}/{self._local.parent_id}"
+    def path(self) -> str:
+        return f"{self.list_prefix}/{{parent id}}"  # one list per parent: see _children_of
 
     def _children_of(self, parent_id: str) -> List[Mapping[str, Any]]:
-        """Every page of one parent's list (run in a worker thread: the path is the thread's parent)."""
-        self._local.parent_id = parent_id
+        """Every page of one parent's list (run in a worker thread)."""
         rows: List[Mapping[str, Any]] = []
-        for page in self._pass({}, None):
+        for records in self.walk({}, path=f"{self.list_prefix}/{parent_id}"):
             with self._counter_lock:
                 self.requests_sent += 1
-            rows.extend({**r, self.parent_key: r.get(self.parent_key) or parent_id} for r in page.records)
+            rows.extend({**r, self.parent_key: r.get(self.parent_key) or parent_id} for r in records)
         return rows
 
-    def _fetch(
+    def _fetch_children(
         self, parent_id: str, stager: Optional[FileStager]
     ) -> Tuple[List[Mapping[str, Any]], List[Optional[AirbyteRecordMessageFileReference]]]:
         rows = self._children_of(parent_id)
@@ -125,9 +126,9 @@ class ChildStream(BillStream, ABC):
                 yield AirbyteMessage(type=MessageType.RECORD, record=message)
             if page.state is not None and state_manager is not None:
                 self._state = page.state
-                yield self._checkpoint_state(page.state, state_manager)
+                yield self._state_message(page.state, state_manager)
         if not incremental and state_manager is not None:
-            yield self._checkpoint_state(FULL_REFRESH_DONE, state_manager)
+            yield self._state_message(FULL_REFRESH_DONE, state_manager)
 
     def _pages_for(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
         started = False
@@ -163,7 +164,7 @@ class ChildStream(BillStream, ABC):
                     key = (str(row["id"]), str(row.get(CURSOR) or ""))
                     if key in handled:
                         continue
-                    todo.append((key, pool.submit(self._fetch, key[0], stager)))
+                    todo.append((key, pool.submit(self._fetch_children, key[0], stager)))
                 for index, (key, future) in enumerate(todo):
                     try:
                         rows, refs = future.result()

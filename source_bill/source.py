@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
@@ -26,7 +24,7 @@ from airbyte_cdk.sources import AbstractSource
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from . import errors, secrets, spend
+from . import errors, fanin, secrets, spend
 from .children import CHILD_STREAM_CLASSES
 from .client import CHECK_DEADLINE_S, Backoff, BillClient
 from .config import BillConfig, config_error, upgrade
@@ -196,16 +194,14 @@ class SourceBill(AbstractSource):
     ) -> Iterator[AirbyteMessage]:
         client = self.client
         assert client is not None
-        outbox: queue.Queue[Any] = queue.Queue(maxsize=64)  # batches of messages: memory stays flat
         failures: List[str] = []
-        done = object()
         stream_logger = _once_per_sync(logger, self.name)
         logger.info(f"Starting syncing {self.name}")
 
-        def read_one(configured: ConfiguredAirbyteStream) -> None:
+        def batches(configured: ConfiguredAirbyteStream) -> Iterator[List[AirbyteMessage]]:
+            """The CDK's read of one stream, in batches of messages (a failure noted, its details already emitted)."""
             batch: List[AirbyteMessage] = []
             if client.auth.failed is not None:  # the sign-in failed for good: start no more streams
-                outbox.put(done)
                 return
             try:
                 for message in AbstractSource.read(
@@ -213,27 +209,20 @@ class SourceBill(AbstractSource):
                 ):
                     batch.append(message)
                     if len(batch) >= BATCH or message.type != MessageType.RECORD:
-                        outbox.put(batch)
+                        yield batch
                         batch = []
             except AirbyteTracedException as exc:  # the CDK's "stream failed" summary; the details were emitted
                 failures.append(exc.message or configured.stream.name)
             except Exception as exc:
                 failures.append(f"{configured.stream.name}: {exc!r}")
-            finally:
-                if batch:
-                    outbox.put(batch)
-                outbox.put(done)
+            if batch:
+                yield batch
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bill-stream") as pool:
-            for configured in catalog.streams:
-                pool.submit(read_one, configured)
-            remaining = len(catalog.streams)
-            while remaining:
-                item = outbox.get()
-                if item is done:
-                    remaining -= 1
-                else:
-                    yield from item
+        readers = [batches(configured) for configured in catalog.streams]
+        # batches of messages, at most 64 waiting: memory stays flat
+        for _, batch in fanin.side_by_side(readers, limit=workers, buffer=64, name="bill-stream"):
+            if batch is not None:
+                yield from batch
         if client.auth.failed is not None:
             raise client.auth.failed  # one failure, said once, whatever the streams it stopped
         if failures:

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--max-concurrent", type=int, default=3)
     parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--date-skew-s", type=float, default=0.0, help="run the Date header's clock this far ahead (or behind, < 0)"
+    )
     parser.add_argument("--verbose", action="store_true", help="one log line per request on stderr")
     args = parser.parse_args(argv)
 
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     emu.settings.latency_s = args.latency_ms / 1000.0
     emu.settings.max_concurrent = args.max_concurrent
     emu.settings.fault_rate = args.fault_rate
+    emu.settings.date_skew_s = args.date_skew_s
     emu.start()
     print(emu.base_url, flush=True)
     print(json.dumps(emu.config()), flush=True)

@@ -71,6 +71,8 @@ class Settings:
         self.malformed: dict = {}  # stream -> "non_json" | "results_not_list" | "missing_pk"
         self.timeout_sleep_s: float = 5.0
         self.verbose: bool = False
+        # seconds added to the Date header only: the gateway's clock off from the clock that stamps updatedTime
+        self.date_skew_s: float = 0.0
 
 
 class Stats:
@@ -217,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
             reason = "Status"
         lines = [
             f"HTTP/1.1 {resp.status} {reason}",
-            f"Date: {formatdate(usegmt=True)}",
+            f"Date: {formatdate(time.time() + self.server.emu.settings.date_skew_s, usegmt=True)}",
             f"Server: {self.server_version}",
         ]
         if resp.ctype:
