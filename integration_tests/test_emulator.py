@@ -815,19 +815,15 @@ def test_same_seed_same_data():
         BillEmulator(sizes={"nope": 3})
 
 
-def test_big_stream_generation_and_paging_is_fast():
-    t0 = time.perf_counter()
+def test_big_stream_generation_and_paging_serves_every_row_once():
+    """30,000 rows generated and paged through: each exactly once. (How fast is the benchmark's business:
+    benchmarks/bench.py reads 200,000 records from the emulator; a timed assertion here only measured the load.)"""
     with BillEmulator(seed=1, sizes={"vendors": 30_000}) as emu:
-        built = time.perf_counter() - t0
         c = Client(emu)
         c.login()
-        t1 = time.perf_counter()
         rows = c.page_all("vendors", sort="updatedTime:asc", filters='updatedTime:gte:"2000-01-01"')
-        paged = time.perf_counter() - t1
         assert len(rows) == 30_000
         assert len({r["id"] for r in rows}) == 30_000
-    assert built < 5
-    assert paged < 10
 
 
 # ---------------------------------------------------------------------------- CLI

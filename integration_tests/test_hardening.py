@@ -57,11 +57,16 @@ STREAM_NAMES = sorted(
 
 
 def config(base_url: str, **overrides: Any) -> Dict[str, Any]:
+    """A config in the current form. (A flat one would be migrated, and the migration's CONTROL message carries the
+    whole config, secrets included, by design: the platform stores the config from it.)"""
     return {
-        "username": "robot@example.com",
-        "password": PASSWORD,
+        "credentials": {
+            "auth_type": "user_login",
+            "username": "robot@example.com",
+            "password": PASSWORD,
+            "dev_key": DEV_KEY,
+        },
         "organization_id": "00801HARDENING01",
-        "dev_key": DEV_KEY,
         "base_url": base_url,
         **overrides,
     }

@@ -155,7 +155,8 @@ def test_given_demo_file_when_another_bill_syncs_then_it_stops_unless_full_refre
             unknown.stderr.strip()
             .splitlines()[-1]
             .startswith(
-                "error: --streams: no stream named nope. The streams are: accounting_classes, bank_account_users,"
+                "error: --streams: no stream named nope. The streams are: accounting_classes, ap_cards, "
+                "bank_account_users,"
             )
         )
 
@@ -183,7 +184,7 @@ def test_given_demo_file_when_another_bill_syncs_then_it_stops_unless_full_refre
         ("[1, 2]", "error: --config {path} must hold a JSON object of connector settings, not list."),
         (
             '{"username": "u", "password": "p", "organization_id": "00801ABC"}',
-            "error: the config from config file {path} is not valid: dev_key (Developer Key) is missing. "
+            "error: the config from config file {path} is not valid: credentials.dev_key (Developer Key) is missing. "
             "Your BILL developer key, from BILL's developer program (Settings > Sync & Integrations",
         ),
         (
