@@ -24,36 +24,12 @@ from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, _run_command, 
 
 from integration_tests.hardening_server import Reply, Seen, Server, login_ok, page
 from source_bill import SourceBill
+from source_bill.declarations import stream_names
 
 PASSWORD = "Pw-Okapi7Heron-20931"
 DEV_KEY = "DK-Tapir3Marmot-77154"
 SESSION = "SESSION-Quetzal-62817"
-STREAM_NAMES = sorted(
-    {
-        "vendors",
-        "customers",
-        "bills",
-        "invoices",
-        "payments",
-        "receivable_payments",
-        "credit_memos",
-        "vendor_credits",
-        "recurring_bills",
-        "recurring_invoices",
-        "chart_of_accounts",
-        "accounting_classes",
-        "departments",
-        "employees",
-        "items",
-        "jobs",
-        "locations",
-        "users",
-        "roles",
-        "bank_accounts",
-        "bank_account_users",
-        "card_account_users",
-    }
-)
+STREAM_NAMES = sorted(stream_names())  # the 22 lists, from the connector's declarations
 
 
 def config(base_url: str, **overrides: Any) -> Dict[str, Any]:
