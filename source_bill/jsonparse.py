@@ -2,8 +2,8 @@
 
 The fast path is ``orjson``. It would round integers beyond 64 bits and numbers with 17 or more significant
 digits to floats, and it refuses ``1e309``, lone surrogates (``"\\ud800"``) and nesting deeper than 1,024
-levels. So a page that holds a run of 16 or more digits (and dots) anywhere, or that ``orjson`` refuses, is
-parsed by the standard library instead (in a thread with a deep stack, so nesting up to ``MAX_DEPTH`` levels
+levels. So a page that may hold a number written with 16 or more digits (and dots), or that ``orjson``
+refuses, is parsed by the standard library instead (in a thread with a deep stack, so nesting up to ``MAX_DEPTH`` levels
 parses), and every value the output could not carry exactly becomes an ``orjson.Fragment`` holding its exact
 JSON text:
 
@@ -35,14 +35,39 @@ _INT64 = (-(2**63), 2**64 - 1)
 _LOCK = threading.Lock()
 
 
+_NUMBER_BEFORE = frozenset(b" \t\n\r:,[eE")  # what may come right before a number's digits (past its sign)
+
+
 def loads(content: bytes) -> Any:
     """``content`` parsed; numbers exact; ``ValueError`` when it is not JSON."""
-    if content.translate(_DIGITS).find(_LONG_NUMBER) < 0:
+    if not may_hold_long_number(content):
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError:
             pass
     return slow_loads(content)
+
+
+def may_hold_long_number(content: bytes) -> bool:
+    """Whether some run of 16 or more digits and dots in ``content`` may be a JSON number.
+
+    Ids such as ``"0pt01599027317392068"`` hold such runs inside strings; a run is taken for a number unless the
+    byte before it (past one ``-`` or ``+``) shows it is inside a string (a number only ever follows whitespace,
+    ``:``, ``,``, ``[``, or ``e``/``E`` in an exponent). Erring towards "may" only costs the slow parser.
+    """
+    digits = content.translate(_DIGITS)
+    at = digits.find(_LONG_NUMBER)
+    while at >= 0:
+        before = at - 1
+        if before >= 0 and content[before] in b"-+":
+            before -= 1
+        if before < 0 or content[before] in _NUMBER_BEFORE:
+            return True
+        end = digits.find(b" ", at + 16)  # the end of this run (every other byte became a space)
+        if end < 0:
+            return False
+        at = digits.find(_LONG_NUMBER, end)
+    return False
 
 
 def slow_loads(content: bytes) -> Any:
