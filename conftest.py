@@ -25,6 +25,26 @@ import pytest
 
 pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
 
+
+def _run_in_process_reads_through_the_connectors_entrypoint() -> None:
+    """The CDK's test wrapper (``airbyte_cdk.test.entrypoint_wrapper``) runs a source through the CDK's entrypoint;
+    the CLI, the Docker image and PyAirbyte run it through ``BillEntrypoint``, which writes a page of records as
+    one string of lines. Tests run what users run: the wrapper gets ``BillEntrypoint``, its strings split into
+    lines as the CLI writes them. unit_tests/test_batches.py checks it against the CDK's entrypoint."""
+    import airbyte_cdk.test.entrypoint_wrapper as wrapper
+
+    from source_bill.config_messages import BillEntrypoint
+
+    class LineByLine(BillEntrypoint):
+        def run(self, parsed_args: Any) -> Iterator[str]:
+            for text in super().run(parsed_args):
+                yield from text.split("\n")
+
+    wrapper.AirbyteEntrypoint = LineByLine  # type: ignore[misc]
+
+
+_run_in_process_reads_through_the_connectors_entrypoint()
+
 SLOW_MARKER = "slow"
 # markers that keep a test out of the fast tier (scripts/test.sh deselects them unless given --all)
 NOT_FAST_MARKERS = (SLOW_MARKER, "emulator")

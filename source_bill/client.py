@@ -24,7 +24,7 @@ from . import errors, jsonparse
 from .auth import BillOAuthAuthenticator, BillSessionAuthenticator, authenticator
 from .config import BillConfig, ClientCredentials
 from .errors import Action, Rule
-from .origin import Origin, allowed, origin_of
+from .origin import Origin, allowed, origin_of, url_head
 from .secrets import masked_excerpt
 from .timeutil import parse_http_date
 
@@ -111,6 +111,27 @@ class RequestLimiter:
             self._sleep(wait)
 
 
+class Session(requests.Session):
+    """``requests.Session`` reading the proxy and CA-bundle variables once per origin, not on every request.
+
+    ``requests`` walks the whole environment for ``*_proxy``, ``no_proxy`` and the CA bundle on every request
+    (about as much CPU as parsing a page of 100 records); the connector's environment does not change during a
+    run, so each answer is kept per (scheme, host and port; the request's own settings)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[Any, Mapping[str, Any]] = {}
+
+    def merge_environment_settings(  # type: ignore[override]
+        self, url: Optional[str], proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Mapping[str, Any]:
+        key = (url_head(url or ""), stream, verify, cert, tuple(sorted((proxies or {}).items())))
+        settings = self._environment.get(key)
+        if settings is None:
+            settings = self._environment[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+
 class LimitedAdapter(HTTPAdapter):
     """Holds a limiter slot from sending a request until its whole answer is read; notes the fastest answer.
 
@@ -182,7 +203,7 @@ class Route:
     ) -> None:
         self.prefix = prefix
         self.classify = classify
-        self.session = requests.Session()
+        self.session = Session()
         self.session.auth = auth
         adapter = LimitedAdapter(limiter, pool_size=pool_size, origins=origins)
         self.session.mount("https://", adapter)
@@ -219,8 +240,8 @@ class BillClient:
         adapter = self._adapter = LimitedAdapter(
             self.limiter, pool_size=config.max_concurrent_requests, origins=self.allowed_origins
         )
-        self._login_http = requests.Session()
-        self._http = requests.Session()
+        self._login_http = Session()
+        self._http = Session()
         for session in (self._login_http, self._http):
             session.mount("https://", adapter)
             session.mount("http://", adapter)

@@ -9,6 +9,7 @@ never followed, so session headers, the login body or a bearer token never reach
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import requests
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
+_AUTHORITY_ENDS = ("/", "?", "#", "\\")
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 _URL = re.compile(
@@ -103,8 +105,27 @@ def origin_of(url: str) -> Optional[Origin]:
 
 def allowed(url: str, origins: Iterable[Origin]) -> bool:
     """True when ``url`` goes to one of ``origins`` (same scheme, host and port)."""
-    target = origin_of(url)
+    target = _origin_of_head(url_head(url)) if "//" in url else origin_of(url)
     return target is not None and target in set(origins)
+
+
+def url_head(url: str) -> str:
+    """``url`` up to where its authority ends (the first ``/``, ``?``, ``#`` or backslash after ``//``): all that
+    decides its origin, and the same for every page of a list, so its origin is worked out once."""
+    if "//" not in url:
+        return url
+    start = url.index("//") + 2
+    end = len(url)
+    for stop in _AUTHORITY_ENDS:
+        at = url.find(stop, start)
+        if 0 <= at < end:
+            end = at
+    return url[:end]
+
+
+@functools.lru_cache(maxsize=256)
+def _origin_of_head(head: str) -> Optional[Origin]:
+    return origin_of(head)
 
 
 def is_loopback(host: str) -> bool:

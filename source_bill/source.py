@@ -29,10 +29,11 @@ from .children import CHILD_STREAM_CLASSES
 from .client import CHECK_DEADLINE_S, Backoff, BillClient
 from .config import BillConfig, config_error, upgrade
 from .config_messages import explain
+from .messages import RecordBatch, count_records_truly
 from .more_streams import MORE_STREAM_CLASSES
 from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
 
-BATCH = 200  # messages handed from a stream's worker to the output at a time
+BATCH = 200  # records (in messages) handed from a stream's worker to the output at a time
 
 
 class SourceBill(AbstractSource):
@@ -42,6 +43,7 @@ class SourceBill(AbstractSource):
         self._client_options = client_options
         self.client: Optional[BillClient] = None
         self._prebuilt: Optional[List[Stream]] = None  # the streams of the read under way (one client)
+        self.batch_records = False  # set by BillEntrypoint, which writes a RecordBatch as many RECORD lines
 
     # --- check ----------------------------------------------------------------------------------------
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
@@ -90,6 +92,9 @@ class SourceBill(AbstractSource):
         bill_streams: List[Stream] = [
             cls(self.client, bill_config) for cls in (*STREAM_CLASSES, *MORE_STREAM_CLASSES, *CHILD_STREAM_CLASSES)
         ]
+        for stream in bill_streams:
+            if isinstance(stream, BillStream):
+                stream.batch_records = self.batch_records
         return bill_streams + spend.spend_streams(self.client, bill_config, options.get("wall_clock"))
 
     @property
@@ -177,6 +182,8 @@ class SourceBill(AbstractSource):
             if catalog.streams and all(c.stream.name in known for c in catalog.streams):
                 self.client.auth.sign_in()  # a refused or failing sign-in fails the sync once, before any stream
             logger.info(f"Reading {len(catalog.streams)} BILL streams, {PAGE_SIZE} records a page, {workers} at once.")
+            if self.batch_records:
+                count_records_truly(logger)
             if workers <= 1:
                 yield from super().read(logger, config, catalog, state)
             else:
@@ -196,11 +203,14 @@ class SourceBill(AbstractSource):
         assert client is not None
         failures: List[str] = []
         stream_logger = _once_per_sync(logger, self.name)
+        if self.batch_records:
+            count_records_truly(stream_logger)
         logger.info(f"Starting syncing {self.name}")
 
         def batches(configured: ConfiguredAirbyteStream) -> Iterator[List[AirbyteMessage]]:
             """The CDK's read of one stream, in batches of messages (a failure noted, its details already emitted)."""
             batch: List[AirbyteMessage] = []
+            records = 0
             if client.auth.failed is not None:  # the sign-in failed for good: start no more streams
                 return
             try:
@@ -208,9 +218,10 @@ class SourceBill(AbstractSource):
                     self, stream_logger, config, ConfiguredAirbyteCatalog(streams=[configured]), state
                 ):
                     batch.append(message)
-                    if len(batch) >= BATCH or message.type != MessageType.RECORD:
+                    records += len(message.records) if isinstance(message, RecordBatch) else 1
+                    if records >= BATCH or message.type != MessageType.RECORD:
                         yield batch
-                        batch = []
+                        batch, records = [], 0
             except AirbyteTracedException as exc:  # the CDK's "stream failed" summary; the details were emitted
                 failures.append(exc.message or configured.stream.name)
             except Exception as exc:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Sequence, Union
 
 import requests
-from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, SyncMode
-from airbyte_cdk.models import Type as MessageType
+from airbyte_cdk.models import AirbyteMessage, SyncMode
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -26,6 +25,7 @@ from .client import BillClient
 from .config import BillConfig
 from .core import CURSOR, Answer, Page, Start
 from .errors import Action, Rule
+from .messages import RECORD_COUNT_LINE, RECORD_COUNT_MARK, RecordBatch
 from .secrets import masked_excerpt
 from .timeutil import parse_http_date, utcnow
 
@@ -80,6 +80,7 @@ class BillStream(Stream, ABC):
     max_catch_up_passes: ClassVar[int] = 2
     slice_min_round_trip_s: ClassVar[float] = SLICE_MIN_ROUND_TRIP_S
     page_size = PAGE_SIZE
+    batch_records = False  # a page of records as one RecordBatch (only when the entrypoint writes batches)
 
     def __init__(self, client: BillClient, config: BillConfig) -> None:
         self._client = client
@@ -111,18 +112,22 @@ class BillStream(Stream, ABC):
         """Records straight to AirbyteMessages, and a STATE message after every page of an incremental read."""
         incremental = configured_stream.sync_mode == SyncMode.incremental and bool(self.cursor_field)
         name = self.name
+        count = 0
         for page in self._pages_for(incremental, self.state if incremental else {}, logger):
-            emitted_at = time.time_ns() // 1_000_000
-            for record in page.records:
-                yield AirbyteMessage(
-                    type=MessageType.RECORD,
-                    record=AirbyteRecordMessage(stream=name, data=record, emitted_at=emitted_at),  # type: ignore[arg-type]
-                )
+            if page.records:
+                batch = RecordBatch.of(name, page.records, time.time_ns() // 1_000_000)
+                count += len(page.records)
+                if self.batch_records:
+                    yield batch
+                else:
+                    yield from batch.messages()
             if page.state is not None and state_manager is not None:
                 self._state = page.state
                 yield self._state_message(page.state, state_manager)
         if not incremental and state_manager is not None:
             yield self._state_message(FULL_REFRESH_DONE, state_manager)
+        if self.batch_records:
+            logger.info(RECORD_COUNT_LINE.format(count=count, stream=name), extra=RECORD_COUNT_MARK)
 
     def _state_message(self, state: Mapping[str, Any], state_manager: Any) -> AirbyteMessage:
         state_manager.update_state_for_stream(self.name, self.namespace, state)
@@ -245,9 +250,12 @@ class BillStream(Stream, ABC):
             where = f"'{self.envelope.records}'" if self.envelope.records else "the answer"
             raise self._malformed(f"{where} is {type(records).__name__}, not a list", response)
         keys = [self.primary_key] if isinstance(self.primary_key, str) else list(self.primary_key)
-        for record in records:
-            if not isinstance(record, dict) or any(record.get(k) in (None, "") for k in keys):
-                raise self._malformed(f"a record lacks its primary key {keys}: {masked_excerpt(record, 200)}", response)
+        for key in keys:
+            for record in records:
+                if not isinstance(record, dict) or record.get(key) in (None, ""):
+                    raise self._malformed(
+                        f"a record lacks its primary key {keys}: {masked_excerpt(record, 200)}", response
+                    )
         return records
 
     def _next_page(self, body: Any, response: requests.Response) -> Optional[str]:

@@ -135,16 +135,22 @@ def test_given_first_stream_forbidden_when_check_then_tries_the_next(http_mocker
 @pytest.mark.parametrize(
     "overrides,words",
     [
-        # The spec's JSON schema rejects most of these first, with the CDK's message quoting the value;
-        # the rest get ours, which names the key.
+        # The spec's JSON schema rejects most of these first, in words that name the key (BillEntrypoint);
+        # the rest get the connector's own checks, which name the key too.
         ({"organization_id": "12345"}, "008"),
-        ({"environment": "staging"}, "'staging' is not one of"),
+        ({"environment": "staging"}, "environment (Environment) must be one of 'production', 'sandbox', not 'staging'"),
         ({"base_url": "http://bill.example.com/connect"}, "loopback"),
         ({"base_url": "ftp://127.0.0.1/connect"}, "base_url"),
         ({"start_date": "last tuesday"}, "last tuesday"),
         ({"start_date": "2024-13-45T00:00:00Z"}, "start_date"),
-        ({"max_concurrent_requests": 4}, "maximum of 3"),
-        ({"requests_per_hour": 0}, "minimum of 1"),
+        (
+            {"max_concurrent_requests": 4},
+            "max_concurrent_requests (Requests in Flight) must be a whole number from 1 to 3",
+        ),
+        (
+            {"requests_per_hour": 0},
+            "requests_per_hour (Requests per Hour) must be a whole number from 1 to 20000, not 0",
+        ),
     ],
 )
 def test_given_malformed_config_when_check_then_failed_with_actionable_message(
