@@ -29,13 +29,8 @@ import orjson
 
 MAX_DEPTH = 20_000
 FLAT_DEPTH = 200  # orjson serializes at most 254 levels
-_DIGITS = bytes(48 if (48 <= c <= 57 or c == 46) else 32 for c in range(256))  # digits and dots -> "0"
-_LONG_NUMBER = b"0" * 16
 _INT64 = (-(2**63), 2**64 - 1)
 _LOCK = threading.Lock()
-
-
-_NUMBER_BEFORE = frozenset(b" \t\n\r:,[eE")  # what may come right before a number's digits (past its sign)
 
 
 def loads(content: bytes) -> Any:
@@ -48,26 +43,29 @@ def loads(content: bytes) -> Any:
     return slow_loads(content)
 
 
+# Each byte as its class: a digit or dot "0", a sign "2", what may come right before a number (whitespace, ":",
+# ",", "[", and "e"/"E" before an exponent) "1", anything else a space.
+_CLASSES = bytes(
+    48 if (48 <= c <= 57 or c == 46) else 50 if c in b"+-" else 49 if c in b" \t\n\r:,[eE" else 32 for c in range(256)
+)
+_RUN = b"0" * 16
+_NUMBER_STARTS = (b"1" + _RUN, b"12" + _RUN)
+
+
 def may_hold_long_number(content: bytes) -> bool:
     """Whether some run of 16 or more digits and dots in ``content`` may be a JSON number.
 
-    Ids such as ``"0pt01599027317392068"`` hold such runs inside strings; a run is taken for a number unless the
-    byte before it (past one ``-`` or ``+``) shows it is inside a string (a number only ever follows whitespace,
-    ``:``, ``,``, ``[``, or ``e``/``E`` in an exponent). Erring towards "may" only costs the slow parser.
+    Ids such as ``"0pt01599027317392068"`` hold such runs inside strings; a run is taken for a number when what
+    comes before it (past one sign) may come before a number: the start of the text, whitespace, ``:``, ``,``,
+    ``[``, or ``e``/``E`` in an exponent. Inside a string that only errs towards "may", which costs the slow
+    parser and nothing else.
     """
-    digits = content.translate(_DIGITS)
-    at = digits.find(_LONG_NUMBER)
-    while at >= 0:
-        before = at - 1
-        if before >= 0 and content[before] in b"-+":
-            before -= 1
-        if before < 0 or content[before] in _NUMBER_BEFORE:
-            return True
-        end = digits.find(b" ", at + 16)  # the end of this run (every other byte became a space)
-        if end < 0:
-            return False
-        at = digits.find(_LONG_NUMBER, end)
-    return False
+    classes = content.translate(_CLASSES)
+    return (
+        classes.startswith(_RUN)
+        or classes.startswith(b"2" + _RUN)
+        or any(classes.find(start) >= 0 for start in _NUMBER_STARTS)
+    )
 
 
 def slow_loads(content: bytes) -> Any:
