@@ -19,7 +19,7 @@ import argparse
 import logging
 import os
 import tempfile
-from typing import Any, DefaultDict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, DefaultDict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import is_platform_debug_log_enabled
@@ -210,6 +210,13 @@ class BillEntrypoint(AirbyteEntrypoint):
     writes a page of records at once (``source_bill.messages``)."""
 
     def run(self, parsed_args: argparse.Namespace) -> Iterable[str]:
+        """What the CDK's run() yields: one string per message, a page of records as one string of lines."""
+        for item in self.run_lines(parsed_args):
+            yield item.decode() if isinstance(item, bytes) else item
+
+    def run_lines(self, parsed_args: argparse.Namespace) -> Iterator[Union[str, bytes]]:
+        """``run``, with a page of records as UTF-8 bytes (lines), as ``run.py`` writes them: no decoding and
+        encoding again of the bulk of the output."""
         if getattr(parsed_args, "command", None) != "read":
             yield from super().run(parsed_args)
             return

@@ -39,13 +39,13 @@ class RecordBatch(AirbyteMessage):
     def of(cls, stream: str, records: Sequence[Mapping[str, Any]], emitted_at: int) -> RecordBatch:
         return cls(type=MessageType.RECORD, stream=stream, records=records, emitted_at=emitted_at)
 
-    def lines(self) -> str:
-        """The RECORD lines, joined by newlines (no newline after the last): the CDK's serialization of each,
-        top-level null fields left out as it does."""
+    def lines(self) -> bytes:
+        """The RECORD lines in UTF-8, joined by newlines (no newline after the last): the CDK's serialization of
+        each, top-level null fields left out as it does."""
         head = b'{"type":"RECORD","record":{"stream":' + orjson.dumps(self.stream) + b',"data":'
         tail = b',"emitted_at":' + str(self.emitted_at).encode() + b"}}"
         dumps = orjson.dumps
-        return b"\n".join([head + dumps(_without_nulls(record)) + tail for record in self.records]).decode()
+        return b"\n".join([head + dumps(_without_nulls(record)) + tail for record in self.records])
 
     def messages(self) -> Iterator[AirbyteMessage]:
         """One ordinary RECORD message per record."""

@@ -19,7 +19,7 @@ import time
 from types import FrameType
 from typing import Any, List, Optional
 
-from .secrets import mask
+from .secrets import mask, mask_bytes
 
 SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
 
@@ -31,13 +31,21 @@ class LineOutput:
         self._fd = fd
         self._flush_interval = flush_interval
         self._lock = threading.Lock()  # not re-entrant: a signal handler in the writing thread must not enter
-        self._pending: List[str] = []
+        self._pending: List[bytes] = []
         self._last_flush = time.monotonic()
         self._terminating = False
 
     # --- the file interface that print(), logging and sys.stderr use -----------------------------------
     def write(self, text: str) -> int:
-        masked = mask(text)
+        self._add(mask(text).encode("utf-8", "replace"))
+        return len(text)
+
+    def write_bytes(self, data: bytes) -> int:
+        """``write`` for UTF-8 text that is already bytes (pages of records)."""
+        self._add(mask_bytes(data))
+        return len(data)
+
+    def _add(self, masked: bytes) -> None:
         with self._lock:
             self._pending.append(masked)
             now = time.monotonic()
@@ -46,7 +54,6 @@ class LineOutput:
                 self._last_flush = now
         if self._terminating:
             self._stop()
-        return len(text)
 
     def flush(self) -> None:
         with self._lock:
@@ -57,7 +64,7 @@ class LineOutput:
     def close(self) -> None:
         """Write everything still pending, an unfinished last line included (at exit)."""
         with self._lock:
-            data, self._pending = "".join(self._pending), []
+            data, self._pending = b"".join(self._pending), []
             self._pending = [data] if data else []
             if data:
                 self._pending = []
@@ -90,21 +97,21 @@ class LineOutput:
     # --- internals -------------------------------------------------------------------------------------
     def _write_out(self, *, whole_lines_only: bool) -> None:
         """Write what is pending (the caller holds the lock); with ``whole_lines_only``, up to the last newline."""
-        data = "".join(self._pending)
+        data = b"".join(self._pending)
         self._pending = []
         if whole_lines_only:
-            data = data[: data.rfind("\n") + 1]
-        elif not data.endswith("\n") and "\n" in data:  # keep an unfinished line until it is finished
-            cut = data.rfind("\n") + 1
+            data = data[: data.rfind(b"\n") + 1]
+        elif not data.endswith(b"\n") and b"\n" in data:  # keep an unfinished line until it is finished
+            cut = data.rfind(b"\n") + 1
             data, rest = data[:cut], data[cut:]
             self._pending = [rest]
-        elif not data.endswith("\n"):
+        elif not data.endswith(b"\n"):
             self._pending = [data]
             return
         self._write_raw(data)
 
-    def _write_raw(self, data: str) -> None:
-        view = memoryview(data.encode("utf-8", "replace"))
+    def _write_raw(self, data: bytes) -> None:
+        view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]

@@ -25,8 +25,11 @@ def launch(source: Source, args: List[str]) -> None:
     entrypoint = BillEntrypoint(source)  # config errors that name the key
     parsed_args = entrypoint.parse_args(args)
     install(output)
-    for message in entrypoint.run(parsed_args):
-        output.write(f"{message}\n")
+    for message in entrypoint.run_lines(parsed_args):
+        if isinstance(message, bytes):
+            output.write_bytes(message + b"\n")  # a page of records
+        else:
+            output.write(f"{message}\n")
     output.flush()
 
 

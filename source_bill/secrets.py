@@ -39,6 +39,17 @@ def mask(text: str) -> str:
     return filter_secrets(text)
 
 
+def mask_bytes(data: bytes) -> bytes:
+    """``mask`` for UTF-8 text as bytes (the same secrets; a UTF-8 match always falls on character boundaries)."""
+    for secret in getattr(airbyte_secrets_utils, "__SECRETS_FROM_CONFIG", []):
+        if secret:
+            try:
+                data = data.replace(str(secret).encode("utf-8"), b"****")
+            except UnicodeEncodeError:  # a lone surrogate: never in UTF-8 text
+                continue
+    return data
+
+
 def masked_excerpt(content: Any, limit: int) -> str:
     """The first ``limit`` characters of ``content`` (bytes, text or any value), masked before they are cut, so a
     secret that runs past the cut is still masked as a whole."""
