@@ -271,6 +271,11 @@ class SpendContext:
         read and the input state) or other budgets (``parentBudgetId``) reference, fetched by id."""
         listed = self.listed("budgets")
         referenced = {row.get("budgetId") for kind in ("cards", "reimbursements") for row in self.listed(kind)}
+        if not self._transactions_over.is_set():
+            self.client.logger.info(
+                "The S&E budget streams wait for the spend_transactions read beside them to end: the budgets its "
+                "transactions reference are fetched too."
+            )
         self._transactions_over.wait()  # a transactions read beside this one: its budget ids count too
         with self._ids_lock:
             referenced |= self._transaction_budget_ids
@@ -585,19 +590,18 @@ def arrange(
     state: Optional[List[AirbyteStateMessage]],
     parallel: bool,
 ) -> ConfiguredAirbyteCatalog:
-    """The catalog to read, with spend_transactions before the budget streams (their budgets include those its
-    transactions reference), and the S&E context told what it needs: the transactions' input state and whether
-    the budget streams must wait for a transactions read running beside them."""
+    """The catalog to read, with the budget streams moved to its end when spend_transactions is in it (their
+    budgets include those its transactions reference: read one at a time, they come after it; side by side, they
+    wait for it, and at the end they keep no other stream waiting), and the S&E context told what it needs: the
+    transactions' input state and whether the budget streams must wait for a transactions read beside them."""
     context = next((s._context for s in streams if isinstance(s, SpendStream)), None)
     if context is None:
         return catalog
     names = [configured.stream.name for configured in catalog.streams]
     context.arrange(names, ConnectorStateManager(state).get_stream_state(TRANSACTIONS, None), parallel)
-    dependants = [i for i, name in enumerate(names) if name in BUDGET_STREAMS]
-    if TRANSACTIONS not in names or not dependants or names.index(TRANSACTIONS) < min(dependants):
+    if TRANSACTIONS not in names:
         return catalog
-    ordered = list(catalog.streams)
-    ordered.insert(min(dependants), ordered.pop(names.index(TRANSACTIONS)))
+    ordered = sorted(catalog.streams, key=lambda configured: configured.stream.name in BUDGET_STREAMS)  # stable
     return ConfiguredAirbyteCatalog(streams=ordered)
 
 
