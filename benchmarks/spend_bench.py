@@ -17,7 +17,10 @@ Figures:
   list (transactions 50, others 100), one per budget and custom field for their children (plus pages), and one per
   budget the list omits: target <= minimum x 1.05 + windows (the transactions read costs one request per window);
 - transactions lost: an incremental read of spend_transactions while 5 % of the transactions are edited between
-  page answers; lost = transactions never edited and never emitted: target 0.
+  page answers; lost = transactions never edited and never emitted: target 0;
+- a long full-refresh list (spend_cards, as many cards as transactions): requests against ceil(rows / 100) (one row
+  of overlap a page: about 1 % more), and cards lost when 10 cards already read are hard-deleted during the read
+  (each shifts the rows behind it back): target 0.
 """
 
 from __future__ import annotations
@@ -109,7 +112,29 @@ def run(transactions: int) -> Dict[str, Any]:
         figures["lost"] = len(set(ids) - edited - emitted)
         figures["most_in_60s"] = most_in_any_minute(emu.spend.accepted_at)
         figures["rejected_429"] = emu.spend.rejected_429
+    figures.update(long_list(transactions))
     return figures
+
+
+def long_list(cards: int) -> Dict[str, Any]:
+    time = FakeTime()
+    sizes = {"cards": cards, "transactions": 0}
+    with BillEmulator(seed=22, clock=time, sizes={"vendors": 1}, spend_sizes=sizes) as emu:
+        config = emu.config(spend_api_token=emu.spend.token)
+        read(source(time), config, catalog(["spend_cards"]))
+        figures: Dict[str, Any] = {"list_rows": cards, "list_requests": len(emu.spend.accepted_at)}
+        figures["list_minimum"] = math.ceil(cards / 100)
+        before = {c["id"] for c in emu.spend.records("cards")}
+        emu.spend.settings.delete_while_paging = {"cards": 10}
+        time.sleep(60)
+        emu.request_log.clear()
+        output = read(source(time), config, catalog(["spend_cards"]))
+        emitted = [c["id"] for c in records(output, "spend_cards")]
+        figures["list_deleted"] = len(emu.spend.deleted_while_paging)
+        figures["list_lost"] = len(before - set(emitted))
+        figures["list_twice"] = len(emitted) - len(set(emitted))
+        figures["list_requests_with_deletes"] = len(emu.request_log)
+        return figures
 
 
 def main() -> int:
@@ -131,6 +156,11 @@ def main() -> int:
         ("simulated minutes of the full sync", f"{f['full_minutes']:.1f}", "info", None),
         (f"transactions lost, {f['edited_share']:.0%} edited during the read", f"{f['lost']} ({f['edited']:,} edited)",
          "0", f["lost"] == 0),
+        (f"requests, spend_cards of {f['list_rows']:,} rows", f"{f['list_requests']:,}",
+         f"<= {f['list_minimum']:,} x 1.05", f["list_requests"] <= f["list_minimum"] * 1.05),
+        (f"cards lost / twice, {f['list_deleted']} deleted during the read",
+         f"{f['list_lost']} / {f['list_twice']} ({f['list_requests_with_deletes']:,} requests)", "0 / 0",
+         f["list_lost"] == 0 and f["list_twice"] == 0),
     ]  # fmt: skip
     print(f"source-bill Spend & Expense benchmark ({'quick' if args.quick else 'full'})")
     print("| figure | value | target | result |\n|---|---|---|---|")

@@ -171,9 +171,10 @@ def test_given_a_token_when_every_spend_stream_is_read_then_each_equals_what_s_a
         ("spend_custom_fields", "custom-fields"),
     ]:
         assert records(output, stream) == spend.records(kind), stream
-    # the budgets list omits two budgets that cards reference: they are fetched by id, once each
+    # the budgets list omits two budgets that cards reference, one only a transaction references and one only a
+    # reimbursement references: they are fetched by id, once each
     hidden = spend.hidden_budget_ids()
-    assert len(hidden) == 2
+    assert len(hidden) == 4 and hidden[2:] == spend.elsewhere_budget_ids
     assert sorted(b["id"] for b in records(output, "spend_budgets")) == sorted(
         b["id"] for b in spend.records("budgets")
     )
@@ -201,6 +202,7 @@ def test_given_a_card_whose_budget_was_deleted_when_budgets_are_read_then_the_re
 ) -> None:
     hidden = emu.spend.hidden_budget_ids()
     emu.spend.settings.hidden_budgets = 1  # the list still omits one budget, and the other is gone for good
+    emu.spend.settings.hide_elsewhere_budgets = False  # (budgets only transactions reference: test_spend_completeness)
     emu.spend.delete("budgets", hidden[0])
     output = read(source(time), emu.config(spend_api_token=emu.spend.token), catalog(["spend_budgets"]))
     assert not output.errors

@@ -178,6 +178,7 @@ class SourceBill(AbstractSource):
         try:
             assert self.client is not None  # built with the streams
             workers = min(self.client.config.max_concurrent_requests, len(catalog.streams))
+            catalog = spend.arrange(self._prebuilt, catalog, state, parallel=workers > 1)
             known = {stream.name for stream in self._prebuilt}
             if catalog.streams and all(c.stream.name in known for c in catalog.streams):
                 self.client.auth.sign_in()  # a refused or failing sign-in fails the sync once, before any stream
@@ -229,7 +230,7 @@ class SourceBill(AbstractSource):
             if batch:
                 yield batch
 
-        readers = [batches(configured) for configured in catalog.streams]
+        readers = [spend.watched(self._prebuilt or [], c.stream.name, batches(c)) for c in catalog.streams]
         # batches of messages, at most 64 waiting: memory stays flat
         for _, batch in fanin.side_by_side(readers, limit=workers, buffer=64, name="bill-stream"):
             if batch is not None:

@@ -5,11 +5,14 @@ S&E shares BILL's gateway and envelope ({nextPage, prevPage, results}) but not i
 ``page`` and answers the first page again), ``max`` at most 100 (transactions 50), 60 requests a minute, no
 sort by ``updatedTime``, and hard deletes. Every request still goes through ``BillClient._send`` (retries,
 timeouts, the requests-in-flight limit), on a route with S&E's credential, its minute window and its errors.
-Transactions are read in closed ``updatedTime`` windows (source_bill/spend_core.py).
+Transactions are read in closed ``updatedTime`` windows, the other lists with one row of overlap between pages
+(source_bill/spend_core.py). ``spend_budgets`` adds, fetched by id, the budgets that cards, reimbursements and
+transactions reference but the budgets list omits; the transactions' budget ids live in their incremental state.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -28,13 +31,22 @@ from typing import (
     Mapping,
     MutableMapping,
     Optional,
+    Set,
     Tuple,
+    TypeVar,
     Union,
 )
 
 import requests
-from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, SyncMode
+from airbyte_cdk.models import (
+    AirbyteMessage,
+    AirbyteRecordMessage,
+    AirbyteStateMessage,
+    ConfiguredAirbyteCatalog,
+    SyncMode,
+)
 from airbyte_cdk.models import Type as MessageType
+from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -44,7 +56,7 @@ from . import errors, jsonparse
 from .client import BillClient, RequestLimiter, Route
 from .config import BillConfig, ClientCredentials, config_error
 from .errors import Action, BillError, Rule
-from .spend_core import PAGE_LIMIT, WindowReader, WindowUnstable
+from .spend_core import PAGE_LIMIT, ListReader, ListUnstable, WindowReader, WindowUnstable
 from .timeutil import format_instant, parse_instant
 
 PER_MINUTE = 60  # S&E: 60 requests a minute
@@ -52,6 +64,10 @@ PAGE_SIZE = 100  # S&E: max at most 100 (transactions: spend_core.PAGE_LIMIT)
 SETTLE = timedelta(minutes=2)  # a window's upper end stays this far behind now: late writes and clock skew
 FULL_REFRESH_DONE = {"__ab_no_cursor_state_message": True}
 CURSOR = "updatedTime"
+BUDGET_IDS = "budgetIds"  # in the spend_transactions state: the budgets its transactions reference
+TRANSACTIONS = "spend_transactions"
+BUDGET_STREAMS = {"spend_budgets", "spend_budget_members"}  # they read SpendContext.budgets()
+T = TypeVar("T")
 
 TOKEN_REFUSED = Rule(
     Action.CONFIG_ERROR,
@@ -195,24 +211,53 @@ class SpendContext:
         self._lock = threading.Lock()
         self._lists: Dict[str, List[Dict[str, Any]]] = {}
         self._budgets: Optional[List[Dict[str, Any]]] = None
+        self._ids_lock = threading.Lock()
+        self._transaction_budget_ids: Set[str] = set()  # from the input state and this sync's transactions read
+        self._transactions_over = threading.Event()  # set: no transactions read under way that budgets must wait for
+        self._transactions_over.set()
+
+    def arrange(self, names: List[str], transactions_state: Mapping[str, Any], parallel: bool) -> None:
+        """Before a read: the budget ids of the transactions' input state, and whether budgets must wait for a
+        transactions read running beside them (in a sequential read it comes first, see ``arrange``)."""
+        self.transactions_seen(budget_ids_of(transactions_state))
+        if parallel and TRANSACTIONS in names and BUDGET_STREAMS & set(names):
+            self._transactions_over.clear()
+
+    def transactions_seen(self, budget_ids: Iterable[str]) -> None:
+        with self._ids_lock:
+            self._transaction_budget_ids.update(budget_ids)
+
+    def transactions_ended(self) -> None:
+        self._transactions_over.set()
 
     def get(self, path: str, params: Mapping[str, Any]) -> requests.Response:
         return self.client.get(f"spend/{path}", params, context=f"GET /v3/spend/{path}")
 
-    def pages(self, path: str, params: Mapping[str, Any], page_size: int = PAGE_SIZE) -> Iterator[List[Dict[str, Any]]]:
-        """Every page of a list, the cursor going back as ``nextPage``; a cursor seen twice is an error, not a loop."""
-        token: Optional[str] = None
-        seen: set[str] = set()
-        while True:
-            query = {"max": page_size, **params, **({"nextPage": token} if token else {})}
-            response = self.get(path, query)
-            records, token = envelope(response, path)
-            yield records
-            if token is None:
-                return
-            if token in seen:
-                raise malformed(path, f"nextPage {token!r} came back again")
-            seen.add(token)
+    def pages(self, path: str, params: Mapping[str, Any], key: str = "id") -> Iterator[List[Dict[str, Any]]]:
+        """Every row of a list once, per answer, the cursor going back as ``nextPage``. Each page after the first is
+        asked from the previous page's last row (one row of overlap), so a row deleted before the read position
+        during the read makes no row behind it skipped (spend_core.ListReader); rows are matched by ``key``."""
+        reader = ListReader(page_size=PAGE_SIZE)
+        while not reader.done:
+            token = reader.next_request()
+            response = self.get(path, {"max": PAGE_SIZE, **params, **({"nextPage": token} if token else {})})
+            records, next_token = envelope(response, path)
+            opaque = reader.opaque
+            try:
+                emit = reader.receive([row_key(record, key) for record in records], next_token)
+            except ListUnstable as exc:
+                raise malformed(path, str(exc)) from None
+            if reader.opaque and not opaque:
+                self.client.logger.info(
+                    f"S&E's nextPage for /v3/spend/{path} is not an offset cursor; reading the list a second time so "
+                    "that no row shifted by a delete during the read is missed."
+                )
+            yield [records[i] for i in emit]
+        if reader.step_backs:
+            self.client.logger.info(
+                f"Rows of /v3/spend/{path} were deleted during the read: stepped back {reader.step_backs} times "
+                f"({reader.requests} requests) so that no row was skipped."
+            )
 
     def listed(self, path: str) -> List[Dict[str, Any]]:
         """A whole list, read once per sync however many streams need it."""
@@ -222,19 +267,35 @@ class SpendContext:
             return self._lists[path]
 
     def budgets(self) -> List[Dict[str, Any]]:
-        """The budgets list, completed by the budgets that cards reference but the list omits (fetched by id)."""
+        """The budgets list, completed by the budgets it omits that cards, reimbursements, transactions (this sync's
+        read and the input state) or other budgets (``parentBudgetId``) reference, fetched by id."""
         listed = self.listed("budgets")
-        cards = self.listed("cards")
+        referenced = {row.get("budgetId") for kind in ("cards", "reimbursements") for row in self.listed(kind)}
+        if not self._transactions_over.is_set():
+            self.client.logger.info(
+                "The S&E budget streams wait for the spend_transactions read beside them to end: the budgets its "
+                "transactions reference are fetched too."
+            )
+        self._transactions_over.wait()  # a transactions read beside this one: its budget ids count too
+        with self._ids_lock:
+            referenced |= self._transaction_budget_ids
         with self._lock:
             if self._budgets is None:
                 known = {budget["id"] for budget in listed}
-                missing = sorted({c["budgetId"] for c in cards if c.get("budgetId")} - known)
-                fetched = [self._budget(budget_id) for budget_id in missing]
-                if missing:
+                missing = _ids(referenced | {budget.get("parentBudgetId") for budget in listed}) - known
+                fetched: List[Dict[str, Any]] = []
+                asked = 0
+                while missing:
+                    found = [b for b in map(self._budget, sorted(missing)) if b is not None]
+                    asked, known = asked + len(missing), known | missing
+                    fetched += found
+                    missing = _ids({budget.get("parentBudgetId") for budget in found}) - known
+                if asked:
                     self.client.logger.info(
-                        f"The S&E budgets list omitted {len(missing)} budgets that cards reference; fetched by id."
+                        f"The S&E budgets list omitted {asked} budgets that cards, reimbursements, transactions or "
+                        f"budgets reference; fetched by id ({asked - len(fetched)} no longer exist)."
                     )
-                self._budgets = listed + [budget for budget in fetched if budget is not None]
+                self._budgets = listed + fetched
             return self._budgets
 
     def _budget(self, budget_id: str) -> Optional[Dict[str, Any]]:
@@ -248,6 +309,21 @@ class SpendContext:
         if not isinstance(body, dict) or not body.get("id"):
             raise malformed(f"budgets/{budget_id}", "the answer is not a budget object")
         return body
+
+
+def _ids(values: Iterable[Any]) -> Set[str]:
+    return {value for value in values if isinstance(value, str) and value}
+
+
+def budget_ids_of(transactions_state: Mapping[str, Any]) -> Set[str]:
+    """The budget ids a spend_transactions state keeps (none in a state written before it kept them)."""
+    raw = transactions_state.get(BUDGET_IDS) if isinstance(transactions_state, Mapping) else None
+    return _ids(raw) if isinstance(raw, list) else set()
+
+
+def row_key(record: Mapping[str, Any], key: str) -> str:
+    value = record.get(key)
+    return str(value) if value is not None else json.dumps(record, sort_keys=True, default=str)
 
 
 def decode(response: requests.Response, path: str) -> Any:
@@ -359,7 +435,7 @@ class SpendCards(SpendStream):
 
 
 class SpendBudgets(SpendStream):
-    """Budgets, with those that cards reference but the list omits fetched by id:
+    """Budgets, with those that cards, reimbursements and transactions reference but the list omits fetched by id:
     https://developer.bill.com/reference/listbudgets"""
 
     def pages(self, incremental: bool) -> Iterator[Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]]:
@@ -372,6 +448,9 @@ class SpendUsers(SpendStream):
 
 class SpendReimbursements(SpendStream):
     """Reimbursements: https://developer.bill.com/reference/listreimbursements"""
+
+    def pages(self, incremental: bool) -> Iterator[Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]]:
+        yield self._context.listed("reimbursements"), None  # read once: the budgets stream needs them too
 
 
 class SpendCustomFields(SpendStream):
@@ -389,7 +468,7 @@ class SpendBudgetMembers(SpendStream):
 
     def pages(self, incremental: bool) -> Iterator[Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]]:
         for budget in self._context.budgets():
-            for records in self._context.pages(self.path().format(budgetId=budget["id"]), {}):
+            for records in self._context.pages(self.path().format(budgetId=budget["id"]), {}, key="userId"):
                 yield [{**record, "budgetId": budget["id"]} for record in records], None
 
 
@@ -412,10 +491,15 @@ class SpendTransactions(SpendStream):
 
     cursor_field = CURSOR
 
+    def __init__(self, context: SpendContext, config: BillConfig) -> None:
+        super().__init__(context, config)
+        self._budget_ids: Set[str] = set()  # the budgets this read's transactions and its input state reference
+
     def pages(self, incremental: bool) -> Iterator[Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]]:
         end = _ms(self._context.wall_clock() - SETTLE)
         start = _ms(self._config.start_date) if incremental and self._config.start_date else 0
         cursor, width = self._resume(self.state) if incremental else (None, None)
+        self._budget_ids = budget_ids_of(self.state) if incremental else set()
         reader = WindowReader(start=start, end=end, cursor=cursor, width=width)
         request = reader.next_request()
         if request is None and incremental:
@@ -435,16 +519,20 @@ class SpendTransactions(SpendStream):
                 raise errors.traced(
                     Rule(Action.FAIL, "S&E transactions kept changing while being read:", errors._TRANSIENT), str(exc)
                 ) from None
+            emitted = [records[i] for i in outcome.emit]
+            budget_ids = _ids(record.get("budgetId") for record in emitted) - self._budget_ids
+            if budget_ids:
+                self._budget_ids |= budget_ids
+                self._context.transactions_seen(budget_ids)
             checkpoint = self._state_of(reader) if outcome.checkpoint is not None and incremental else None
-            yield [records[i] for i in outcome.emit], checkpoint
+            yield emitted, checkpoint
             request = reader.next_request()
         self._context.client.logger.info(
             f"{self.name}: {reader.windows_done} updatedTime windows, {reader.splits} read again narrower."
         )
 
-    @staticmethod
-    def _state_of(reader: WindowReader) -> Dict[str, Any]:
-        state: Dict[str, Any] = {"window_ms": reader.width}
+    def _state_of(self, reader: WindowReader) -> Dict[str, Any]:
+        state: Dict[str, Any] = {"window_ms": reader.width, BUDGET_IDS: sorted(self._budget_ids)}
         if reader.cursor is not None:
             state[CURSOR] = _iso(reader.cursor)
         return state
@@ -494,6 +582,43 @@ def spend_streams(
         return []
     context = SpendContext(client, auth, wall_clock or (lambda: datetime.now(UTC)))
     return [cls(context, config) for cls in SPEND_STREAM_CLASSES]
+
+
+def arrange(
+    streams: List[Stream],
+    catalog: ConfiguredAirbyteCatalog,
+    state: Optional[List[AirbyteStateMessage]],
+    parallel: bool,
+) -> ConfiguredAirbyteCatalog:
+    """The catalog to read, with the budget streams moved to its end when spend_transactions is in it (their
+    budgets include those its transactions reference: read one at a time, they come after it; side by side, they
+    wait for it, and at the end they keep no other stream waiting), and the S&E context told what it needs: the
+    transactions' input state and whether the budget streams must wait for a transactions read beside them."""
+    context = next((s._context for s in streams if isinstance(s, SpendStream)), None)
+    if context is None:
+        return catalog
+    names = [configured.stream.name for configured in catalog.streams]
+    context.arrange(names, ConnectorStateManager(state).get_stream_state(TRANSACTIONS, None), parallel)
+    if TRANSACTIONS not in names:
+        return catalog
+    ordered = sorted(catalog.streams, key=lambda configured: configured.stream.name in BUDGET_STREAMS)  # stable
+    return ConfiguredAirbyteCatalog(streams=ordered)
+
+
+def watched(streams: List[Stream], name: str, items: Iterator[T]) -> Iterator[T]:
+    """``items``, the messages of stream ``name`` in a parallel read; when they end for spend_transactions in any
+    way (done, failed, never started, abandoned), the budget streams waiting for it go on."""
+    context = next((s._context for s in streams if isinstance(s, SpendStream)), None)
+    if context is None or name != TRANSACTIONS:
+        return items
+    return _ending(items, context.transactions_ended)
+
+
+def _ending(items: Iterator[T], ended: Callable[[], None]) -> Iterator[T]:
+    try:
+        yield from items
+    finally:
+        ended()
 
 
 def check(client: BillClient, streams: List[Stream]) -> Tuple[bool, Optional[str]]:

@@ -15,11 +15,18 @@ the next one, so two equal passes mean none left during the first: nothing was s
 The window widths adapt to the density of the rows seen so far. The state is saved only when a window is
 complete: ``{"updatedTime": <upper end of the last complete window>, "window_ms": <width to try next>}``.
 
+The full-refresh lists (cards, users, budgets, ...) have no time filter, so ``ListReader`` reads them with one row
+of overlap instead: each page after the first is asked from the offset of the previous page's last row. A page that
+holds no row read before means rows were deleted before the read position (the rows read so far moved back): the
+reader steps back a page at a time until it finds one, so no row is skipped; rows already emitted are left out.
+
 Nothing here does I/O or reads a clock: the stream feeds answers in and gets requests and records out.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Set
 
@@ -28,6 +35,8 @@ TARGET_ROWS = 40  # aim each window at this many rows, so a rise in density stil
 SHRINK = 4  # a window that did not fit is read again this many times narrower
 GROW_MAX = 8  # a window is at most this many times wider than the last
 MAX_PASSES = 6  # passes of one paged millisecond before giving up (rows keep leaving it)
+MAX_STEP_BACKS = 200  # steps back in one list read before giving up (rows keep being deleted before the read)
+CURSOR_PREFIX = "arrayconnection:"  # S&E's cursors: base64 of this and an offset
 
 
 @dataclass(frozen=True)
@@ -151,3 +160,110 @@ class WindowReader:
         else:
             self._full_upper = None
         return Outcome(emit=emit, checkpoint=window.upper)
+
+
+class ListUnstable(Exception):
+    """A list read did not move forward: the cursor did not advance, or rows kept being deleted before it."""
+
+
+def cursor_offset(token: str) -> Optional[int]:
+    """The offset of an S&E cursor, base64 of ``arrayconnection:<offset>``; None when it has another form (then
+    it is opaque: the reader cannot write cursors of its own)."""
+    try:
+        text = base64.b64decode(token, validate=True).decode("ascii")
+    except (binascii.Error, ValueError):
+        return None
+    number = text.removeprefix(CURSOR_PREFIX)
+    if number == text or not number.isdigit():
+        return None
+    offset = int(number)
+    return offset if cursor_at(offset) == token else None  # only a form this module writes back the same way
+
+
+def cursor_at(offset: int) -> str:
+    return base64.b64encode(f"{CURSOR_PREFIX}{offset}".encode("ascii")).decode("ascii")
+
+
+@dataclass
+class ListReader:
+    """Reads a whole list whose ``nextPage`` cursors are offsets, so that no row present from the start to the end
+    of the read is skipped or emitted twice, whatever rows are deleted or inserted between two answers.
+
+    Each answer's rows are matched by key against the rows emitted so far. Rows keep their relative order, so all
+    rows before the last emitted row (in the list as it is now) were emitted; the rows after it in a page are new.
+    A page with no emitted row at an offset above 0 lies past that row: the reader steps back ``page_size`` rows.
+    A cursor of another form (opaque) is followed as given; then the list is read a second time and the rows the
+    first pass missed are emitted (``opaque`` says so).
+    """
+
+    page_size: int
+    requests: int = 0
+    step_backs: int = 0
+    opaque: bool = False  # a cursor was not an offset: plain paging, and a second pass
+    _offset: int = 0  # offset of the next request (cursor mode)
+    _token: Optional[str] = None  # the next request's cursor as S&E sent it (opaque mode)
+    _pass: int = 1
+    _done: bool = False
+    _emitted: Set[str] = field(default_factory=set)
+    _tokens: Set[str] = field(default_factory=set)  # cursors followed in this pass (opaque mode)
+
+    def next_request(self) -> Optional[str]:
+        """``None`` for the first page, else the ``nextPage`` to send (call while not ``done``)."""
+        assert not self._done, "next_request() after the list was read"
+        if self.opaque:
+            return self._token
+        return cursor_at(self._offset) if self._offset else None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def receive(self, keys: Sequence[str], next_token: Optional[str]) -> List[int]:
+        """The answer to the last request: its rows' keys in order and its ``nextPage``; the indexes to emit."""
+        self.requests += 1
+        if self.opaque:
+            return self._plain(keys, next_token)
+        offset = self._offset
+        last_known = max((i for i, key in enumerate(keys) if key in self._emitted), default=-1)
+        if last_known < 0 and offset > 0:  # the rows read so far moved back before this page: deletes
+            self.step_backs += 1
+            if self.step_backs > MAX_STEP_BACKS:
+                raise ListUnstable(f"rows kept being deleted before the read position ({MAX_STEP_BACKS} steps back)")
+            self._offset = max(0, offset - self.page_size)
+            return []
+        emit = self._new(keys, last_known + 1)
+        if next_token is None:
+            self._done = True
+            return emit
+        next_offset = cursor_offset(next_token)
+        if next_offset is None:
+            self.opaque, self._token, self._tokens = True, next_token, {next_token}
+            return emit
+        overlap = next_offset - 1  # the page's last row comes first again: it anchors the next page
+        if overlap <= offset:
+            overlap = next_offset
+        if overlap <= offset:
+            raise ListUnstable(f"the cursor {next_token!r} does not move past offset {offset}")
+        self._offset = overlap
+        return emit
+
+    def _plain(self, keys: Sequence[str], next_token: Optional[str]) -> List[int]:
+        emit = self._new(keys, 0)
+        if next_token is not None:
+            if next_token in self._tokens:
+                raise ListUnstable(f"the cursor {next_token!r} came back again")
+            self._tokens.add(next_token)
+            self._token = next_token
+        elif self._pass == 1:  # a row shifted past a page boundary by a delete is in the second pass
+            self._pass, self._token, self._tokens = 2, None, set()
+        else:
+            self._done = True
+        return emit
+
+    def _new(self, keys: Sequence[str], start: int) -> List[int]:
+        emit = []
+        for i in range(start, len(keys)):
+            if keys[i] not in self._emitted:
+                self._emitted.add(keys[i])
+                emit.append(i)
+        return emit

@@ -7,7 +7,13 @@
     emu.spend.set_updated_time("transactions", tid, iso)
     emu.spend.add_transactions(n, iso)    # n transactions with one updatedTime (dense milliseconds)
     emu.spend.before_serve(cb)            # cb(spend, kind, index) before each list page is served
-    emu.spend.settings.per_minute / retry_after / hidden_budgets
+                                          # (kind: a list, or "members" / "values" for the per-parent lists)
+    emu.spend.settings.per_minute / retry_after / hidden_budgets / hide_elsewhere_budgets
+    emu.spend.settings.delete_while_paging = {"cards": 2}   # before each of the next 2 pages asked at an offset
+                                          # above 0, hard-delete one row before that offset (rows shift back)
+    emu.spend.settings.opaque_cursors     # nextPage not of the form base64("arrayconnection:<offset>")
+    emu.spend.deleted_while_paging        # [(kind, id or userId)] of those deletes
+    emu.spend.elsewhere_budget_ids        # budgets only a transaction / only a reimbursement references
     emu.spend.accepted_at, emu.spend.rejected_429, emu.spend.requests_by_kind
 
 What it does like S&E (bill-api.md 13.2): the cursor comes back as ``nextPage`` (base64 of
@@ -16,7 +22,8 @@ What it does like S&E (bill-api.md 13.2): the cursor comes back as ``nextPage`` 
 transactions' ``updatedTime``/``authorizedTime``/``occurredTime`` with gte/lte, values quoted; ``sort`` only
 amount, merchantName, occurredTime (others 400); 60 requests a minute per token in a moving window of the
 emulator clock (429 + Retry-After); transactions listed by occurredTime, newest first; the budgets list omits
-``hidden_budgets`` budgets that cards reference, while GET /v3/spend/budgets/{id} returns them.
+``hidden_budgets`` budgets that cards reference and the budgets that only a transaction or only a reimbursement
+references, while GET /v3/spend/budgets/{id} returns them.
 """
 
 from __future__ import annotations
@@ -46,7 +53,10 @@ class SpendSettings:
     def __init__(self) -> None:
         self.per_minute: int | None = 60
         self.retry_after: float | None = None  # None: the seconds until the window has room
-        self.hidden_budgets: int = 2
+        self.hidden_budgets: int = 2  # of the budgets cards reference, the last this many
+        self.hide_elsewhere_budgets: bool = True  # also the budgets only a transaction or a reimbursement references
+        self.delete_while_paging: dict[str, int] = {}  # list kind -> rows still to delete, one a page (see above)
+        self.opaque_cursors: bool = False
 
 
 class SpendError(Exception):
@@ -62,15 +72,20 @@ def _json(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _cursor(offset: int) -> str:
+def _cursor(offset: int, opaque: bool = False) -> str:
+    if opaque:
+        return base64.urlsafe_b64encode(f"pos|{offset:x}|emulator".encode()).decode().rstrip("=")
     return base64.b64encode(f"arrayconnection:{offset}".encode()).decode()
 
 
 def _offset(token: str) -> int:
     try:
+        if token.startswith("cG9zf"):  # opaque_cursors: "pos|<hex>|emulator"
+            offset = int(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split("|")[1], 16)
+            return offset
         kind, _, number = base64.b64decode(token, validate=True).decode().partition(":")
         offset = int(number)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, IndexError):
         raise SpendError(400, "nextPage: invalid cursor") from None
     if kind != "arrayconnection" or offset < 0:
         raise SpendError(400, "nextPage: invalid cursor")
@@ -91,7 +106,9 @@ class SpendEmulator:
         self.rejected_429 = 0
         self.requests_by_kind: dict[str, int] = {}
         self._callbacks: list[Callable] = []
-        self._served = {kind: 0 for kind in LISTS}
+        self._served = {kind: 0 for kind in (*LISTS, "members", "values")}
+        self.deleted_while_paging: list[tuple[str, str]] = []
+        self.elsewhere_budget_ids: list[str] = []
         self._data: dict[str, list[dict]] = {kind: [] for kind in LISTS}
         self.members: dict[str, list[dict]] = {}
         self.values: dict[str, list[dict]] = {}
@@ -187,6 +204,14 @@ class SpendEmulator:
         )
         for _ in range(sizes["transactions"]):
             self._data["transactions"].append(self._transaction(now - self._rng.randrange(DAY_MS, 365 * DAY_MS)))
+        self._card_budget_ids = {budget["id"] for budget in budgets}  # the budgets cards reference
+        for kind in ("transactions", "reimbursements"):  # a budget only one row of this kind references
+            if self._data[kind]:
+                budget = {**budgets[0], "id": self._id("bgt_"), "uuid": self._uuid(), "name": f"Budget of {kind}"}
+                self._data["budgets"].append(budget)
+                self.members[budget["id"]] = [dict(m) for m in self.members[budgets[0]["id"]]]
+                self._data[kind][0]["budgetId"] = budget["id"]
+                self.elsewhere_budget_ids.append(budget["id"])
 
     def _transaction(self, updated_ms: int) -> dict:
         card = self._rng.choice(self._data["cards"]) if self._data["cards"] else {}
@@ -211,9 +236,16 @@ class SpendEmulator:
             return json.loads(json.dumps(self._data[kind]))
 
     def hidden_budget_ids(self) -> list[str]:
+        """The budgets the list omits: the last ``hidden_budgets`` of those cards reference, then the budgets only
+        a transaction or a reimbursement references (``hide_elsewhere_budgets``)."""
         with self._lock:
             count = self.settings.hidden_budgets
-            return [b["id"] for b in self._data["budgets"][len(self._data["budgets"]) - count :]] if count else []
+            cards = [b["id"] for b in self._data["budgets"] if b["id"] in self._card_budget_ids]
+            hidden = cards[len(cards) - count :] if count else []
+            if self.settings.hide_elsewhere_budgets:
+                present = {b["id"] for b in self._data["budgets"]}
+                hidden += [b for b in self.elsewhere_budget_ids if b in present]
+            return hidden
 
     def _find(self, kind: str, row_id: str) -> int:
         for i, row in enumerate(self._data[kind]):
@@ -309,35 +341,44 @@ class SpendEmulator:
             if len(parts) == 2:
                 return _json(budget)
             if parts[2] == "members":
-                return self._page("members", list(self.members.get(parts[1], [])), query, 100)
+                self._before_serve("members")
+                with self._lock:
+                    store = self.members.setdefault(parts[1], [])
+                    return self._page("members", store, list(store), query, 100)
         if kind == "custom-fields" and len(parts) == 3 and parts[2] == "values" and parts[1] in self.values:
-            return self._page("values", list(self.values[parts[1]]), query, 100)
+            self._before_serve("values")
+            with self._lock:
+                return self._page("values", self.values[parts[1]], list(self.values[parts[1]]), query, 100)
         raise SpendError(404, "Not found", "NOT_FOUND")
 
     def _list(self, kind: str, query: dict) -> bytes:
         limit = 50 if kind == "transactions" else 100
         predicates = self._filters(kind, query.get("filters") or "")
         sort = self._sort(kind, query.get("sort") or "")
-        with self._lock:
-            index = self._served[kind]
-            self._served[kind] = index + 1
-        for callback in list(self._callbacks):
-            callback(self, kind, index)
+        self._before_serve(kind)
         with self._lock:
             rows = list(self._data[kind])
             if kind == "budgets":
                 hidden = set(self.hidden_budget_ids())
                 rows = [b for b in rows if b["id"] not in hidden]
-        rows = [r for r in rows if all(p(r) for p in predicates)]
-        if kind == "transactions":
-            rows.sort(key=lambda r: r["id"])
-            rows.sort(key=lambda r: r["occurredTime"], reverse=True)
-        if sort is not None:
-            field, descending = sort
-            rows.sort(key=lambda r: r.get(field) or "", reverse=descending)
-        return self._page(kind, rows, query, limit)
+            rows = [r for r in rows if all(p(r) for p in predicates)]
+            if kind == "transactions":
+                rows.sort(key=lambda r: r["id"])
+                rows.sort(key=lambda r: r["occurredTime"], reverse=True)
+            if sort is not None:
+                field, descending = sort
+                rows.sort(key=lambda r: r.get(field) or "", reverse=descending)
+            return self._page(kind, self._data[kind], rows, query, limit)
 
-    def _page(self, kind: str, rows: list, query: dict, limit: int) -> bytes:
+    def _before_serve(self, kind: str) -> None:
+        with self._lock:
+            index = self._served[kind]
+            self._served[kind] = index + 1
+        for callback in list(self._callbacks):
+            callback(self, kind, index)
+
+    def _page(self, kind: str, store: list, rows: list, query: dict, limit: int) -> bytes:
+        """A page of ``rows`` (the list as filtered and sorted now; ``store`` holds them, for deletes)."""
         raw_max = query.get("max")
         try:
             size = 20 if raw_max is None else int(raw_max)
@@ -349,12 +390,19 @@ class SpendEmulator:
             raise SpendError(400, "max: must be greater than or equal to 1")
         token = query.get("nextPage")  # `page` is ignored: the first page again
         offset = _offset(token) if token else 0
+        served = rows[: min(offset, len(rows))]
+        if served and self.settings.delete_while_paging.get(kind):  # a row the read already has: rows behind shift
+            self.settings.delete_while_paging[kind] -= 1
+            row = served[self._rng.randrange(len(served))]
+            rows.remove(row)
+            store.remove(row)
+            self.deleted_while_paging.append((kind, row.get("id") or row.get("userId")))
         page = rows[offset : offset + size]
         more = offset + size < len(rows)
         return _json(
             {
-                "nextPage": _cursor(offset + size) if more else None,
-                "prevPage": _cursor(max(0, offset - size)) if offset else None,
+                "nextPage": _cursor(offset + size, self.settings.opaque_cursors) if more else None,
+                "prevPage": _cursor(max(0, offset - size), self.settings.opaque_cursors) if offset else None,
                 "results": page,
             }
         )
