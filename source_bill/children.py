@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from abc import ABC
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,12 +24,10 @@ from typing import Any, ClassVar, Dict, Iterator, List, Mapping, MutableMapping,
 
 from airbyte_cdk.models import (
     AirbyteMessage,
-    AirbyteRecordMessage,
     AirbyteRecordMessageFileReference,
     AirbyteStream,
     SyncMode,
 )
-from airbyte_cdk.models import Type as MessageType
 
 from . import errors
 from .client import BillClient
@@ -38,6 +35,7 @@ from .config import BillConfig, config_error
 from .core import CURSOR, Page
 from .errors import Action, Rule
 from .files import FileStager
+from .messages import RecordWriter
 from .streams import FULL_REFRESH_DONE, Bills, BillStream, Customers, Invoices, Vendors
 from .timeutil import parse_instant
 
@@ -116,19 +114,15 @@ class ChildStream(BillStream, ABC):
         internal_config: Any,
     ) -> Iterator[AirbyteMessage]:
         incremental = configured_stream.sync_mode == SyncMode.incremental
+        out = RecordWriter(self.name, self.namespace, self.batch_records, state_manager)
         for page in self._pages_for(incremental, self.state if incremental else {}, logger):
-            emitted_at = time.time_ns() // 1_000_000
-            files = page.files if isinstance(page, ChildPage) else []
-            for index, record in enumerate(page.records):
-                message = AirbyteRecordMessage(stream=self.name, data=record, emitted_at=emitted_at)  # type: ignore[arg-type]
-                if index < len(files) and files[index] is not None:
-                    message.file_reference = files[index]
-                yield AirbyteMessage(type=MessageType.RECORD, record=message)
-            if page.state is not None and state_manager is not None:
+            yield from out.records(page.records, page.files if isinstance(page, ChildPage) else None)
+            if page.state is not None:
                 self._state = page.state
-                yield self._state_message(page.state, state_manager)
-        if not incremental and state_manager is not None:
-            yield self._state_message(FULL_REFRESH_DONE, state_manager)
+                yield from out.state(page.state)
+        if not incremental:
+            yield from out.state(FULL_REFRESH_DONE)
+        out.log_count(logger)
 
     def _pages_for(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
         started = False

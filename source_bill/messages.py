@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import orjson
-from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage
+from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, AirbyteRecordMessageFileReference
 from airbyte_cdk.models import Type as MessageType
 
 
@@ -80,3 +81,47 @@ class TrueRecordCount(logging.Filter):
 def count_records_truly(logger: logging.Logger) -> None:
     if not any(isinstance(f, TrueRecordCount) for f in logger.filters):
         logger.addFilter(TrueRecordCount())
+
+
+class RecordWriter:
+    """What every stream's ``read`` does with its pages: RECORD messages (one RecordBatch a page when the entrypoint
+    writes batches), STATE messages through the state manager's public methods, and the true record count."""
+
+    def __init__(self, stream: str, namespace: Optional[str], batch: bool, state_manager: Any) -> None:
+        self.stream = stream
+        self.namespace = namespace
+        self.batch = batch
+        self.state_manager = state_manager
+        self.count = 0
+
+    def records(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        files: Optional[Sequence[Optional[AirbyteRecordMessageFileReference]]] = None,
+    ) -> Iterator[AirbyteMessage]:
+        """One page's records; a record with a staged file goes as its own message, with its file reference."""
+        if not records:
+            return
+        self.count += len(records)
+        batch = RecordBatch.of(self.stream, records, time.time_ns() // 1_000_000)
+        if files and any(files):
+            for message, file in zip(batch.messages(), files, strict=True):
+                if file is not None:
+                    assert message.record is not None
+                    message.record.file_reference = file
+                yield message
+        elif self.batch:
+            yield batch
+        else:
+            yield from batch.messages()
+
+    def state(self, state: Mapping[str, Any]) -> Iterator[AirbyteMessage]:
+        """The STATE message for ``state`` (none when the CDK reads without a state manager)."""
+        if self.state_manager is not None:
+            self.state_manager.update_state_for_stream(self.stream, self.namespace, state)
+            yield self.state_manager.create_state_message(self.stream, self.namespace)
+
+    def log_count(self, logger: logging.Logger) -> None:
+        """Says how many records the stream read (with batches, in place of the CDK's line, which counts pages)."""
+        if self.batch:
+            logger.info(RECORD_COUNT_LINE.format(count=self.count, stream=self.stream), extra=RECORD_COUNT_MARK)

@@ -92,10 +92,11 @@ class SourceBill(AbstractSource):
         bill_streams: List[Stream] = [
             cls(self.client, bill_config) for cls in (*STREAM_CLASSES, *MORE_STREAM_CLASSES, *CHILD_STREAM_CLASSES)
         ]
-        for stream in bill_streams:
-            if isinstance(stream, BillStream):
+        streams = bill_streams + spend.spend_streams(self.client, bill_config, options.get("wall_clock"))
+        for stream in streams:
+            if isinstance(stream, (BillStream, spend.SpendStream)):
                 stream.batch_records = self.batch_records
-        return bill_streams + spend.spend_streams(self.client, bill_config, options.get("wall_clock"))
+        return streams
 
     @property
     def raise_exception_on_missing_stream(self) -> bool:

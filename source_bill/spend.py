@@ -40,12 +40,10 @@ from typing import (
 import requests
 from airbyte_cdk.models import (
     AirbyteMessage,
-    AirbyteRecordMessage,
     AirbyteStateMessage,
     ConfiguredAirbyteCatalog,
     SyncMode,
 )
-from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
@@ -56,6 +54,7 @@ from . import errors, jsonparse
 from .client import BillClient, RequestLimiter, Route
 from .config import BillConfig, ClientCredentials, config_error
 from .errors import Action, BillError, Rule
+from .messages import RecordWriter
 from .spend_core import PAGE_LIMIT, ListReader, ListUnstable, WindowReader, WindowUnstable
 from .timeutil import format_instant, parse_instant
 
@@ -359,6 +358,7 @@ class SpendStream(Stream, ABC):
     primary_key: ClassVar[Union[str, List[str]]] = "id"
     cursor_field: ClassVar[Union[str, List[str]]] = []
     object_path: ClassVar[str] = ""  # under /v3/spend/; defaults to the name without spend_, dashed
+    batch_records = False  # a page of records as one RecordBatch (only when the entrypoint writes batches)
 
     def __init__(self, context: SpendContext, config: BillConfig) -> None:
         self._context = context
@@ -391,19 +391,15 @@ class SpendStream(Stream, ABC):
         internal_config: Any,
     ) -> Iterator[AirbyteMessage]:
         incremental = configured_stream.sync_mode == SyncMode.incremental and bool(self.cursor_field)
+        out = RecordWriter(self.name, self.namespace, self.batch_records, state_manager)
         started = False
         try:
             for records, state in self.pages(incremental):
                 started = True
-                emitted_at = time.time_ns() // 1_000_000
-                for record in records:
-                    yield AirbyteMessage(
-                        type=MessageType.RECORD,
-                        record=AirbyteRecordMessage(stream=self.name, data=record, emitted_at=emitted_at),
-                    )
-                if state is not None and state_manager is not None:
+                yield from out.records(records)
+                if state is not None:
                     self._state = state
-                    yield self._checkpoint_state(state, state_manager)
+                    yield from out.state(state)
         except errors.StreamUnavailable as exc:
             if started:
                 raise errors.traced(
@@ -412,8 +408,9 @@ class SpendStream(Stream, ABC):
                 ) from None
             logger.warning(f"Skipping stream {self.name}: {exc}")
             return
-        if not incremental and state_manager is not None:
-            yield self._checkpoint_state(FULL_REFRESH_DONE, state_manager)
+        if not incremental:
+            yield from out.state(FULL_REFRESH_DONE)
+        out.log_count(logger)
 
     def read_records(
         self,

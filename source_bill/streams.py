@@ -25,7 +25,7 @@ from .client import BillClient
 from .config import BillConfig
 from .core import CURSOR, Answer, Page, Start
 from .errors import Action, Rule
-from .messages import RECORD_COUNT_LINE, RECORD_COUNT_MARK, RecordBatch
+from .messages import RecordWriter
 from .secrets import masked_excerpt
 from .timeutil import parse_http_date, utcnow
 
@@ -111,27 +111,15 @@ class BillStream(Stream, ABC):
     ) -> Iterator[AirbyteMessage]:
         """Records straight to AirbyteMessages, and a STATE message after every page of an incremental read."""
         incremental = configured_stream.sync_mode == SyncMode.incremental and bool(self.cursor_field)
-        name = self.name
-        count = 0
+        out = RecordWriter(self.name, self.namespace, self.batch_records, state_manager)
         for page in self._pages_for(incremental, self.state if incremental else {}, logger):
-            if page.records:
-                batch = RecordBatch.of(name, page.records, time.time_ns() // 1_000_000)
-                count += len(page.records)
-                if self.batch_records:
-                    yield batch
-                else:
-                    yield from batch.messages()
-            if page.state is not None and state_manager is not None:
+            yield from out.records(page.records)
+            if page.state is not None:
                 self._state = page.state
-                yield self._state_message(page.state, state_manager)
-        if not incremental and state_manager is not None:
-            yield self._state_message(FULL_REFRESH_DONE, state_manager)
-        if self.batch_records:
-            logger.info(RECORD_COUNT_LINE.format(count=count, stream=name), extra=RECORD_COUNT_MARK)
-
-    def _state_message(self, state: Mapping[str, Any], state_manager: Any) -> AirbyteMessage:
-        state_manager.update_state_for_stream(self.name, self.namespace, state)
-        return state_manager.create_state_message(self.name, self.namespace)  # type: ignore[no-any-return]
+                yield from out.state(page.state)
+        if not incremental:
+            yield from out.state(FULL_REFRESH_DONE)
+        out.log_count(logger)
 
     def read_records(
         self,
