@@ -6,6 +6,10 @@ the children of parents whose ``updatedTime`` moved since the last one. That res
 parent's ``updatedTime`` when a document is attached to it; a full refresh asks for every parent's children
 and is the remedy if BILL ever does not.
 
+When the parent stream is in the same sync and the child would read exactly the parents it reads (the same sync
+mode; incremental: from the same place), the child takes the parents' pages from that stream's read
+(``source_bill.sharing``) instead of reading the list again: ``share_parent_reads`` decides, once per sync.
+
 State: ``{"parents": <the parent engine's state>, "done": [[parent id, updatedTime], ...]}``; ``done`` lists
 the parents after that state whose children were emitted, so a sync interrupted in the middle of a page of
 parents resumes at the next parent. The children of up to ``max_concurrent_requests`` parents are asked for
@@ -234,7 +238,7 @@ class ChildStream(BillStream, ABC):
             return
         logger.info(
             f"{self.name} reads {parent.name} itself{' from here' if taken else ''}: the {parent.name} stream of "
-            f"this sync handed on {taken} pages, then {outcome.reason}."
+            f"this sync handed on {taken} page{'' if taken == 1 else 's'}, then {outcome.reason}."
         )
         own = 0
         for page in parent._pages_for(incremental, position(), logger):
@@ -369,10 +373,12 @@ def share_parent_reads(
             continue
         parent = streams.get(child.parent_name)
         parent_config = configured.get(child.parent_name)
-        if not isinstance(parent, child.parent_class) or parent_config is None or parent.name in feeds:
+        if not isinstance(parent, child.parent_class) or parent_config is None:
             child.reads_own_because = f"the {child.parent_name} stream is not in this sync"
             continue
         why = _why_not_shared(child, config, parent, parent_config, saved)
+        if parent.name in feeds:
+            why = f"another child stream takes the {parent.name} stream's pages"
         if why:
             child.reads_own_because = why
             continue

@@ -61,7 +61,6 @@ class ParentFeed:
         self._producer: Optional[threading.Thread] = None
         self._expected = False
         self._relayed = False
-        self.pages_handed = 0
 
     # --- the parent's side ------------------------------------------------------------------------------------
     def expect(self) -> None:
@@ -103,7 +102,6 @@ class ParentFeed:
     def _put(self, page: ParentPage) -> None:
         with self._cond:
             self._pages.append(page)
-            self.pages_handed += 1
             self._cond.notify_all()
 
     def _end(self, outcome: Outcome) -> None:
