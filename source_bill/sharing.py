@@ -3,9 +3,10 @@
 When ``bills`` and ``bill_documents`` are both synced and the child would read exactly the bills the ``bills``
 stream reads, the ``bills`` stream's read hands each page on (:meth:`ParentFeed.relay`): the parents' keys (id and
 ``updatedTime``) and the parent engine's state after the page, not the records, so what waits is about 220 bytes
-a parent (all of them when the parent's read runs first, the sequential read). The child takes the pages in order (:meth:`ParentFeed.pages`) and, once they stop, learns how the parent's
-read ended (:attr:`ParentFeed.outcome`): in full, refused by BILL (the 403 rule), or stopped (an error, or never
-read); ``source_bill.children`` decides what the child does then.
+a parent (all of them when the parent's read runs first, the sequential read). The child takes the pages in order
+(:meth:`ParentFeed.pages`) and, once they stop, learns how the parent's read ended (:attr:`ParentFeed.outcome`): in
+full, refused by BILL (the 403 rule), or stopped (an error, or never read); ``source_bill.children`` decides what
+the child does then.
 
 The parent's read runs before the child's in the same thread (the sequential read) or in its own thread (the
 parallel read); a child never waits for a parent whose read cannot run any more (not started and not expected, run
