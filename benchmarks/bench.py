@@ -45,6 +45,7 @@ if _MISSING:  # every connector run would fail after minutes of setup: say so at
     )
     sys.exit(2)
 
+from benchmarks import request_minimum  # noqa: E402
 from integration_tests.bill_emulator import STREAMS, BillEmulator, format_ms, parse_instant_ms  # noqa: E402
 from source_bill.declarations import declarations  # noqa: E402
 
@@ -57,6 +58,7 @@ VARIANT_TAG = "CDK-concurrent variant"  # figures of the variant are labelled wi
 CDK_PARTITIONS = 12  # default: the variant's updatedTime partitions for the 1-stream read (4 per request slot)
 LAUNCH = str(ROOT / "benchmarks" / "rusage_launch.py")
 RECORD_MARKS = (b'"type":"RECORD"', b'"type": "RECORD"')  # orjson (CDK) and json.dumps' default separators
+STATE_MARKS = (b'"type":"STATE"', b'"type": "STATE"')
 ERROR_MARK = b'"failure_type"'
 
 FULL = {
@@ -113,11 +115,14 @@ class Run:
         return float(last - first) if first is not None and last is not None else float("nan")
 
 
-def _drain(pipe: Any, result: Dict[str, int], ids: Optional[set[Any]] = None) -> None:
+def _drain(
+    pipe: Any, result: Dict[str, int], ids: Optional[set[Any]] = None, states: Optional[Dict[str, Any]] = None
+) -> None:
     """Count RECORD lines (and error traces) in the child's stdout without keeping it.
 
     With ``ids``, also parse every RECORD line and add its record's ``id`` to the set (to tell "each record
-    exactly once" from "the right count"); used for a few small runs only.
+    exactly once" from "the right count"); used for a few small runs only. With ``states``, keep each stream's
+    last STATE message there (the states a next sync starts from).
     """
     records = errors = 0
     tail = b""
@@ -131,11 +136,15 @@ def _drain(pipe: Any, result: Dict[str, int], ids: Optional[set[Any]] = None) ->
         errors += data.count(ERROR_MARK, 0, cut)
         if ids is not None:
             _collect_ids(data[:cut], ids)
+        if states is not None:
+            _collect_states(data[:cut], states)
         tail = data[cut:]
     records += sum(tail.count(mark) for mark in RECORD_MARKS)
     errors += tail.count(ERROR_MARK)
     if ids is not None:
         _collect_ids(tail, ids)
+    if states is not None:
+        _collect_states(tail, states)
     result["records"], result["errors"] = records, errors
 
 
@@ -145,7 +154,21 @@ def _collect_ids(data: bytes, ids: set[Any]) -> None:
             ids.add(json.loads(line)["record"]["data"].get("id"))
 
 
-def run_child(label: str, cmd: Sequence[str], emu: BillEmulator, workdir: Path, ids: Optional[set[Any]] = None) -> Run:
+def _collect_states(data: bytes, states: Dict[str, Any]) -> None:
+    for line in data.splitlines():
+        if any(mark in line for mark in STATE_MARKS):
+            message = json.loads(line)
+            states[message["state"]["stream"]["stream_descriptor"]["name"]] = message["state"]
+
+
+def run_child(
+    label: str,
+    cmd: Sequence[str],
+    emu: BillEmulator,
+    workdir: Path,
+    ids: Optional[set[Any]] = None,
+    states: Optional[Dict[str, Any]] = None,
+) -> Run:
     """Run ``cmd`` under benchmarks/rusage_launch.py (see there why) and collect its own rusage."""
     emu.reset_stats()
     stem = label.replace(" ", "_").replace("/", "_")
@@ -157,7 +180,7 @@ def run_child(label: str, cmd: Sequence[str], emu: BillEmulator, workdir: Path, 
             [sys.executable, LAUNCH, str(usage_path), *cmd], stdout=subprocess.PIPE, stderr=err, cwd=str(ROOT)
         )
         counted: Dict[str, int] = {}
-        reader = threading.Thread(target=_drain, args=(proc.stdout, counted, ids), daemon=True)
+        reader = threading.Thread(target=_drain, args=(proc.stdout, counted, ids, states), daemon=True)
         reader.start()
         proc.wait()
         elapsed = time.perf_counter() - started
@@ -236,11 +259,16 @@ class Bench:
         *,
         incremental: bool = False,
         ids: Optional[set[Any]] = None,
+        state: Optional[List[Any]] = None,
+        states: Optional[Dict[str, Any]] = None,
     ) -> Run:
-        """``source-bill read``; ``incremental``: with no state. ``expect`` None: the count is not known in advance."""
+        """``source-bill read``; ``incremental``: from ``state`` (none by default), each stream's last state kept in
+        ``states`` when given. ``expect`` None: the count is not known in advance."""
         cfg = self.write_json("config.json", emu.config())
         cmd = [*source_bill_cmd(), "read", "--config", cfg, "--catalog", self.catalog(streams, incremental)]
-        run = run_child(label, cmd, emu, self.workdir, ids)
+        if state is not None:
+            cmd += ["--state", self.write_json("state.json", state)]
+        run = run_child(label, cmd, emu, self.workdir, ids, states)
         self.connector_runs.append(run)
         self._check(run, expect)
         return run
@@ -659,25 +687,29 @@ class Bench:
             )
         self.row("3", "peak RSS ratio large/small", ratio, "<= 1.1", ratio <= 1.1, f"{ratio:.2f}")
 
-    # --- 4. requests for a full sync at default sizes -----------------------------------------------
+    # --- 4. requests for a full sync at default sizes, and an incremental child sync ------------------------
     def requests_default(self) -> None:
         emu, _ = self.emulator({})
         try:
             sizes = {s: len(emu.records(s)) for s in STREAMS}
-            run = self.connector("requests all streams", emu, list(STREAMS), sum(sizes.values()))
+            least, records = request_minimum.full_sync(emu, request_minimum.EVERY_STREAM)
+            run = self.connector("requests every stream", emu, request_minimum.EVERY_STREAM, records)
         finally:
             emu.stop()
-        minimum = sum(max(1, math.ceil(n / PAGE)) for n in sizes.values()) + 1
         got = run.stats["total_requests"]
-        bound = minimum * 1.02  # no stream is sliced yet: + 0
+        bound = least * 1.02 + 3
         self.row(
             "4",
-            f"requests, full sync of all {len(STREAMS)} streams at default sizes (min {minimum})",
+            f"requests, full sync of all {len(request_minimum.EVERY_STREAM)} streams, child lists included, at default "
+            f"sizes (min {least})",
             got,
             f"<= {bound:.0f}",
             got <= bound,
-            f"{got} ({got / minimum:.3f}x)",
+            f"{got} ({got / least:.3f}x)",
         )
+        self.requests_children()
+        minimum = sum(max(1, math.ceil(n / PAGE)) for n in sizes.values()) + 1  # the 22 lists, for the variant
+        bound = minimum * 1.02
         if not self.cdk:
             return
         # The same sync, incremental with no state, by the connector and by the variant with the slicing that the
@@ -710,6 +742,33 @@ class Bench:
                 got <= bound,
                 f"{got} ({got / minimum:.3f}x)",
             )
+
+    def requests_children(self) -> None:
+        """An incremental sync of the four child streams and their parents after 5 % of the parents changed,
+        from the states of a first sync: the changed parents' lists and their parents' filtered pages."""
+        names = [*request_minimum.CHILDREN.values(), *request_minimum.CHILDREN]
+        emu, _ = self.emulator({})
+        try:
+            _, records = request_minimum.full_sync(emu, names)
+            states: Dict[str, Any] = {}
+            self.connector("requests children first sync", emu, names, records, incremental=True, states=states)
+            changed, extra = request_minimum.change_parents(emu)
+            run = self.connector(
+                "requests children incremental", emu, names, None, incremental=True, state=list(states.values())
+            )
+        finally:
+            emu.stop()
+        got = run.stats["total_requests"]
+        bound = (changed + extra) * 1.05 + 3
+        self.row(
+            "4",
+            f"requests, incremental sync of the 4 child streams and their parents after {changed} parents (5 %) "
+            f"changed (changed + extra pages {changed + extra})",
+            got,
+            f"<= {bound:.1f}",
+            got <= bound,
+            f"{got} ({got / (changed + extra):.3f}x)",
+        )
 
     # --- 5. records edited during the sync --------------------------------------------------------------
     def mutation(self) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys
@@ -33,24 +32,8 @@ from typing import Any, Dict, List
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.request_minimum import CHILDREN, KEYS, SHAPES, change_parents, full_sync  # noqa: E402
 from integration_tests.bill_emulator import BillEmulator  # noqa: E402
-
-SHAPES = [
-    "organization",
-    "billing_statements",
-    "card_accounts",
-    "ap_cards",
-    "bill_approval_policies",
-    "bills_pending_approval",
-]
-CHILDREN = {
-    "bill_documents": "bills",
-    "vendor_attachments": "vendors",
-    "customer_attachments": "customers",
-    "invoice_attachments": "invoices",
-}
-KEYS = {"bills_pending_approval": "billId"}
-PAGE = 100
 
 
 def command() -> List[str]:
@@ -97,30 +80,14 @@ def last_states(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return list(states.values())
 
 
-def pages(n: int) -> int:
-    return max(1, math.ceil(n / PAGE))
-
-
 def requests_figures(sizes: Dict[str, int], tmp: Path) -> Dict[str, Any]:
     with BillEmulator(seed=41, sizes=sizes) as emu:
         emu.settings.hourly_limit = None
-        more = emu.more
-        minimum = 1 + 1 + pages(len(more.statements)) + 2 + 1 + 1 + 1  # login, org, statements, cards x2, 3 singles
-        for parents in CHILDREN.values():
-            rows = emu.records(parents)
-            minimum += pages(len(rows)) + sum(pages(len(more.children(parents, r["id"]))) for r in rows)
+        minimum, _ = full_sync(emu, [*SHAPES, *CHILDREN])
         emu.reset_stats()
         full = run(tmp, emu.config(), catalog([*SHAPES, *CHILDREN], "incremental"))
         full_requests = emu.stats.total_requests
-        # 5 % of each parent list changes: a document is added to each (the parent's updatedTime moves)
-        changed = extra = 0
-        for parents in CHILDREN.values():
-            rows = emu.records(parents)
-            for row in rows[::20]:
-                more.add_child(parents, row["id"])
-                changed += 1
-                extra += pages(len(more.children(parents, row["id"]))) - 1
-            extra += pages(len(rows[::20]))  # the parents' own list, filtered to the changed ones
+        changed, extra = change_parents(emu)
         emu.reset_stats()
         incremental = run(tmp, emu.config(), catalog(list(CHILDREN), "incremental"), last_states(full["messages"]))
         incremental_requests = emu.stats.total_requests

@@ -125,6 +125,26 @@ def test_incremental_children_ask_only_for_changed_parents(tmp_path: Path) -> No
         assert len(child_paths) == len(CHILDREN), child_paths  # one list per changed parent, nothing else
 
 
+def test_given_the_child_streams_with_their_parents_when_read_through_the_cli_then_each_parent_list_is_read_once(
+    tmp_path: Path,
+) -> None:
+    with BillEmulator(seed=24, sizes=SIZES) as emu:
+        names = [*CHILDREN, *(parents for parents, _ in CHILDREN.values())]
+        incremental = {
+            "streams": [
+                {**c, "sync_mode": "incremental", "cursor_field": ["updatedTime"]} for c in catalog(names)["streams"]
+            ]
+        }
+        config = write_json(tmp_path / "config.json", emu.config())
+        cat = write_json(tmp_path / "catalog.json", incremental)
+        run = ok(run_cli("read", "--config", str(config), "--catalog", str(cat)))
+        got = records(run)
+        for stream, (parents, _) in CHILDREN.items():
+            assert emu.stats.list_requests_by_stream[parents] == -(-len(emu.records(parents)) // 100), parents
+            assert by_id(without_links(got[stream])) == by_id(expected_children(emu, stream)), stream
+            assert f"{stream}: takes the {parents} from the {parents} stream of this sync" in run.stdout
+
+
 def test_skip_rules_warn_and_the_rest_goes_on(tmp_path: Path) -> None:
     with BillEmulator(seed=23, sizes=SIZES) as emu:
         emu.more.admin = False

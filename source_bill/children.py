@@ -6,6 +6,10 @@ the children of parents whose ``updatedTime`` moved since the last one. That res
 parent's ``updatedTime`` when a document is attached to it; a full refresh asks for every parent's children
 and is the remedy if BILL ever does not.
 
+When the parent stream is in the same sync and the child would read exactly the parents it reads (the same sync
+mode; incremental: from the same place), the child takes the parents' pages from that stream's read
+(``source_bill.sharing``) instead of reading the list again: ``share_parent_reads`` decides, once per sync.
+
 State: ``{"parents": <the parent engine's state>, "done": [[parent id, updatedTime], ...]}``; ``done`` lists
 the parents after that state whose children were emitted, so a sync interrupted in the middle of a page of
 parents resumes at the next parent. The children of up to ``max_concurrent_requests`` parents are asked for
@@ -20,26 +24,31 @@ from abc import ABC
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
 from airbyte_cdk.models import (
     AirbyteMessage,
     AirbyteRecordMessageFileReference,
+    AirbyteStateMessage,
     AirbyteStream,
+    ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteStream,
     SyncMode,
 )
+from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
+from airbyte_cdk.sources.utils import casing
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from . import errors
+from . import core, errors
 from .client import BillClient
 from .config import BillConfig, config_error
 from .core import CURSOR, Page
 from .errors import Action, Rule
 from .files import FileStager
 from .messages import RecordWriter
+from .sharing import ParentFeed, ParentKey, ParentPage, parent_page
 from .streams import FULL_REFRESH_DONE, Bills, BillStream, Customers, Invoices, Vendors
-from .timeutil import parse_instant
-
-ParentKey = Tuple[str, str]  # (parent id, its updatedTime)
+from .timeutil import parse_instant, utcnow
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,12 @@ class ChildStream(BillStream, ABC):
         self.requests_sent = 0
         self.parents_read = 0
         self._counter_lock = threading.Lock()
+        self.feed: Optional[ParentFeed] = None  # the parent stream's pages of this sync, when it reads the same
+        self.reads_own_because: Optional[str] = None  # else why not (logged), from share_parent_reads
+
+    @property
+    def parent_name(self) -> str:
+        return casing.camel_to_snake(self.parent_class.__name__)  # the CDK's default stream name
 
     # --- the catalog -------------------------------------------------------------------------------------
     @property
@@ -151,11 +166,14 @@ class ChildStream(BillStream, ABC):
         )
         stager = FileStager(self._client, self._config, self.name, logger) if self._config.file_transfer else None
         slots = self._config.max_concurrent_requests
+
+        def position() -> Mapping[str, Any]:
+            return saved  # the parents' state once every child so far is emitted
+
         with ThreadPoolExecutor(max_workers=slots, thread_name_prefix=f"bill-{self.name}") as pool:
-            for parent_page in parent._pages_for(incremental, saved, logger):
+            for parents in self._parents(parent, incremental, position, logger):
                 todo: List[Tuple[ParentKey, Future[Any]]] = []
-                for row in parent_page.records:
-                    key = (str(row["id"]), str(row.get(CURSOR) or ""))
+                for key in parents.keys:
                     if key in handled:
                         continue
                     todo.append((key, pool.submit(self._fetch_children, key[0], stager)))
@@ -171,13 +189,60 @@ class ChildStream(BillStream, ABC):
                     yield ChildPage(
                         records=rows, state=_state(saved, handled.pending) if incremental else None, files=refs
                     )
-                if incremental and parent_page.state is not None:
-                    saved = dict(parent_page.state)
+                if incremental and parents.state is not None:
+                    saved = dict(parents.state)
                     handled.cursor_moved(saved.get(CURSOR))
                     yield Page(records=[], state=_state(saved, handled.pending))
         logger.info(
             f"{self.name}: read the lists of {self.parents_read} {parent.name} in {self.requests_sent} requests."
         )
+
+    def _parents(
+        self,
+        parent: BillStream,
+        incremental: bool,
+        position: Callable[[], Mapping[str, Any]],
+        logger: logging.Logger,
+    ) -> Iterator[ParentPage]:
+        """The pages of parents: handed on by the parent stream of this sync (``feed``), else read here, from
+        ``position()`` (the parents' state whose children are all emitted). When the parent stream's read stops
+        before its end, the rest is read here; parents whose children were emitted are not asked again."""
+        feed = self.feed
+        if feed is None:
+            if self.reads_own_because:
+                logger.info(f"{self.name} reads {parent.name} itself: {self.reads_own_because}.")
+            for page in parent._pages_for(incremental, position(), logger):
+                yield parent_page(page)
+            return
+        logger.info(f"{self.name}: takes the {parent.name} from the {parent.name} stream of this sync (one read).")
+        taken = 0
+        for shared in feed.pages():
+            taken += 1
+            yield shared
+        outcome = feed.outcome
+        if outcome.kind == "complete":
+            return
+        if outcome.kind == "refused":
+            if taken:
+                raise errors.traced(
+                    Rule(Action.FAIL, f"BILL stopped letting this user read {parent.name} in the middle of the sync."),
+                    f"{self.name} lists the children of {parent.name} and stops here ({outcome.reason}).",
+                )
+            logger.warning(f"Skipping stream {self.name}: it lists the children of {parent.name}: {outcome.reason}")
+            return
+        logger.info(
+            f"{self.name} reads {parent.name} itself{' from here' if taken else ''}: the {parent.name} stream of "
+            f"this sync handed on {taken} page{'' if taken == 1 else 's'}, then {outcome.reason}."
+        )
+        own = 0
+        for page in parent._pages_for(incremental, position(), logger):
+            own += 1
+            yield parent_page(page)
+        if taken and not own:  # a read of the parents yields a page unless BILL refused it (then it logs a skip)
+            raise errors.traced(
+                Rule(Action.FAIL, f"BILL stopped letting this user read {parent.name} in the middle of the sync."),
+                f"{self.name} lists the children of {parent.name} and stops here.",
+            )
 
     def _resume(self, state: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[ParentKey]]:
         parents = state.get("parents", {}) if isinstance(state, Mapping) else None
@@ -283,3 +348,80 @@ CHILD_STREAM_CLASSES: List[type[ChildStream]] = [
     CustomerAttachments,
     InvoiceAttachments,
 ]
+
+
+def share_parent_reads(
+    streams: Mapping[str, Any], catalog: ConfiguredAirbyteCatalog, state: Optional[List[AirbyteStateMessage]]
+) -> Tuple[ConfiguredAirbyteCatalog, Dict[str, ParentFeed]]:
+    """Let each child stream of the catalog take its parents from its parent stream's read of this sync, when it
+    would read exactly those parents: both full refresh, or both incremental from the same place (the child's
+    ``parents`` state and the parent stream's state start the parents' read at the same point). Returns the catalog
+    with each such child after its parent (the sequential read reads the parent first) and the feeds by parent name.
+    A child that reads its parents itself is told why (it logs it)."""
+    configured = {c.stream.name: c for c in catalog.streams}
+    saved = ConnectorStateManager(state=state)
+    feeds: Dict[str, ParentFeed] = {}
+    for name, config in configured.items():
+        child = streams.get(name)
+        if not isinstance(child, ChildStream):
+            continue
+        parent = streams.get(child.parent_name)
+        parent_config = configured.get(child.parent_name)
+        if not isinstance(parent, child.parent_class) or parent_config is None:
+            child.reads_own_because = f"the {child.parent_name} stream is not in this sync"
+            continue
+        why = _why_not_shared(child, config, parent, parent_config, saved)
+        if parent.name in feeds:
+            why = f"another child stream takes the {parent.name} stream's pages"
+        if why:
+            child.reads_own_because = why
+            continue
+        feed = feeds[parent.name] = ParentFeed(parent.name)
+        child.feed = feed
+        parent.relay = feed.relay
+    order = [c for c in catalog.streams if not _is_fed(streams, c)]
+    for fed in [c for c in catalog.streams if _is_fed(streams, c)]:
+        parent_name = streams[fed.stream.name].parent_name
+        at = next(i for i, c in enumerate(order) if c.stream.name == parent_name)
+        order.insert(at + 1, fed)
+    return ConfiguredAirbyteCatalog(streams=order), feeds
+
+
+def _is_fed(streams: Mapping[str, Any], configured: ConfiguredAirbyteStream) -> bool:
+    stream = streams.get(configured.stream.name)
+    return isinstance(stream, ChildStream) and stream.feed is not None
+
+
+def _why_not_shared(
+    child: ChildStream,
+    config: ConfiguredAirbyteStream,
+    parent: BillStream,
+    parent_config: ConfiguredAirbyteStream,
+    saved: ConnectorStateManager,
+) -> Optional[str]:
+    """Why the child would not read the parents the parent stream reads (None: it would)."""
+    modes = (config.sync_mode, parent_config.sync_mode)
+    if modes == (SyncMode.full_refresh, SyncMode.full_refresh):
+        return None
+    if modes != (SyncMode.incremental, SyncMode.incremental):
+        return f"{parent.name} is synced {parent_config.sync_mode.value} and {child.name} {config.sync_mode.value}"
+    try:
+        mine, _ = child._resume(_stored(saved, child.name))
+        now = utcnow()
+        start_date = child._config.start_date
+        child_start = core.parse_state(mine, parent.name, start_date, now)
+        parent_start = core.parse_state(_stored(saved, parent.name), parent.name, start_date, now)
+    except AirbyteTracedException:
+        return "a saved state cannot be read (the stream with it fails and says why)"
+    if child_start == parent_start:
+        return None
+    if child_start.lower is not None and parent_start.lower is not None and child_start.lower != parent_start.lower:
+        where = "behind" if child_start.lower < parent_start.lower else "ahead of"
+    else:
+        where = "not at"
+    return f"its state is {where} the {parent.name} stream's"
+
+
+def _stored(saved: ConnectorStateManager, name: str) -> Dict[str, Any]:
+    state = dict(saved.get_stream_state(name, None) or {})
+    return {} if state == FULL_REFRESH_DONE else state

@@ -25,12 +25,13 @@ from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from . import errors, fanin, secrets, spend
-from .children import CHILD_STREAM_CLASSES
+from .children import CHILD_STREAM_CLASSES, share_parent_reads
 from .client import CHECK_DEADLINE_S, Backoff, BillClient
 from .config import BillConfig, config_error, upgrade
 from .config_messages import explain
 from .messages import RecordBatch, count_records_truly
 from .more_streams import MORE_STREAM_CLASSES
+from .sharing import ParentFeed
 from .streams import PAGE_SIZE, STREAM_CLASSES, BillStream
 
 BATCH = 200  # records (in messages) handed from a stream's worker to the output at a time
@@ -178,6 +179,8 @@ class SourceBill(AbstractSource):
         self._prebuilt = self._build_streams(config)
         try:
             assert self.client is not None  # built with the streams
+            # a child stream synced with its parent stream takes the parents from that stream's read
+            catalog, feeds = share_parent_reads({s.name: s for s in self._prebuilt}, catalog, state)
             workers = min(self.client.config.max_concurrent_requests, len(catalog.streams))
             catalog = spend.arrange(self._prebuilt, catalog, state, parallel=workers > 1)
             known = {stream.name for stream in self._prebuilt}
@@ -189,7 +192,7 @@ class SourceBill(AbstractSource):
             if workers <= 1:
                 yield from super().read(logger, config, catalog, state)
             else:
-                yield from self._read_parallel(logger, config, catalog, state, workers)
+                yield from self._read_parallel(logger, config, catalog, state, workers, feeds)
         finally:
             self._prebuilt = None
 
@@ -200,6 +203,7 @@ class SourceBill(AbstractSource):
         catalog: ConfiguredAirbyteCatalog,
         state: Optional[List[AirbyteStateMessage]],
         workers: int,
+        feeds: Mapping[str, ParentFeed],
     ) -> Iterator[AirbyteMessage]:
         client = self.client
         assert client is not None
@@ -213,9 +217,12 @@ class SourceBill(AbstractSource):
             """The CDK's read of one stream, in batches of messages (a failure noted, its details already emitted)."""
             batch: List[AirbyteMessage] = []
             records = 0
-            if client.auth.failed is not None:  # the sign-in failed for good: start no more streams
-                return
+            feed = feeds.get(configured.stream.name)  # a child stream waits for this stream's pages
+            if feed is not None:
+                feed.started()
             try:
+                if client.auth.failed is not None:  # the sign-in failed for good: start no more streams
+                    return
                 for message in AbstractSource.read(
                     self, stream_logger, config, ConfiguredAirbyteCatalog(streams=[configured]), state
                 ):
@@ -228,8 +235,14 @@ class SourceBill(AbstractSource):
                 failures.append(exc.message or configured.stream.name)
             except Exception as exc:
                 failures.append(f"{configured.stream.name}: {exc!r}")
+            finally:
+                if feed is not None:
+                    feed.close()
             if batch:
                 yield batch
+
+        for feed in feeds.values():
+            feed.expect()  # each parent's reader starts before its child's (the catalog has the parent first)
 
         readers = [spend.watched(self._prebuilt or [], c.stream.name, batches(c)) for c in catalog.streams]
         # batches of messages, at most 64 waiting: memory stays flat

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 from abc import ABC
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Sequence, Union
 
@@ -86,6 +87,8 @@ class BillStream(Stream, ABC):
         self._client = client
         self._config = config
         self._state: MutableMapping[str, Any] = {}
+        # hands this read's pages on to a child stream of the same sync as they pass (source_bill.sharing)
+        self.relay: Optional[Callable[[Iterator[Page]], Iterator[Page]]] = None
         super().__init__()
 
     def path(self) -> str:
@@ -170,6 +173,8 @@ class BillStream(Stream, ABC):
             reader = self._reader(logger, lambda query, token: self._fetch(query.params(), token))
             start = self._start(state, logger) if incremental else Start(None)
             pages = reader.read(start, incremental)
+        if self.relay is not None:
+            pages = self.relay(pages)
         started = False
         try:
             for page in pages:
