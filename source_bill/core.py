@@ -69,6 +69,7 @@ leaves only the cursor.
 from __future__ import annotations
 
 import logging
+import math
 from array import array
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -87,7 +88,7 @@ CLOCK_SKEW = timedelta(minutes=5)  # how far BILL's Date may be from the updated
 CLOCK_MARGIN = CLOCK_SKEW + DATE_RESOLUTION
 FUTURE_TOLERANCE = timedelta(days=1)
 SLICE_MIN_PAGES = 5  # a stream is cut into slices only when each would hold about this many pages or more
-SPLIT_MIN_PAGES = 3  # a running slice is split only when it has about this many pages left or more
+SPLIT_MIN_PAGES = 4  # a running slice is split only when it has about this many pages left or more
 
 Record = Mapping[str, Any]
 # an updatedTime range: from (gte; None = the beginning), to (None = open)
@@ -409,34 +410,73 @@ def served_last(logs: Sequence[PassLog]) -> bool:
 def plan_slices(log: PassLog, slots: int, min_pages: int = SLICE_MIN_PAGES) -> List[datetime]:
     """Where to cut the rest of a stream read as one query so far, or [] when one query is as good.
 
-    Asked after every page until it says to cut: the latest page tells how much of the updatedTime range a page holds
-    now (so a stream that is sparse early and dense late is cut once its pages get dense), and the range left, up to
-    BILL's latest ``Date`` less :data:`CLOCK_MARGIN` (an estimate of "now" that is surely not after the updatedTime
-    clock's: the last slice is open-ended and every edit made during the read must land in it), is cut into equal
-    parts, as many as there are request slots, when each would hold about ``min_pages`` pages or more.
+    Asked after every page until it says to cut: the pages so far tell how much of the updatedTime range a page holds
+    now and how that changes (:class:`Trend`: a stream that is sparse early and dense late is cut once its pages get
+    dense, and cut where the records are, not at equal times), and the range left, up to BILL's latest ``Date`` less
+    :data:`CLOCK_MARGIN` (an estimate of "now" that is surely not after the updatedTime clock's: the last slice is
+    open-ended and every edit made during the read must land in it), is cut into parts of about as many pages each,
+    as many as there are request slots, when each would hold about ``min_pages`` pages or more.
     """
     if slots < 2 or not log.pages or log.last_served is None or log.high is None:
         return []
-    start = log.pages[-1].first
     end = log.last_served - CLOCK_MARGIN
-    if start is None or log.high <= start or end <= log.high:
+    trend = Trend.of(log, end)
+    if trend is None:
         return []
-    estimated_pages = (end - log.high) / (log.high - start)
-    count = min(slots, int(estimated_pages // min_pages))
+    count = min(slots, int(trend.pages // min_pages))
     if count < 2:
         return []
-    step = (end - log.high) / count
-    return [log.high + step * i for i in range(1, count)]
+    return [trend.at(i, count) for i in range(1, count)]
+
+
+@dataclass(frozen=True)
+class Trend:
+    """How many pages lie above what a slice has read, up to ``top``, and where a given share of them ends.
+
+    A page's span of updatedTime tells the density (pages a second) there. The density is taken as a straight line
+    through the average over the slice's pages (at the middle of the range read) and its latest page (at the top of
+    the range read), never below a quarter of the latest: an organization that grew has denser records towards
+    today. With an even spread this is the range left times the density, cut at equal times.
+    """
+
+    high: datetime
+    top: datetime
+    left: float  # seconds from high to the top
+    latest: float  # pages a second at high
+    slope: float  # change of that per second
+    pages: float  # pages estimated up to the top
+
+    @classmethod
+    def of(cls, log: PassLog, top: datetime) -> Optional[Trend]:
+        firsts = [page.first for page in log.pages if page.first is not None]
+        if not firsts or log.high is None or log.high <= firsts[0] or top <= log.high:
+            return None
+        read = (log.high - firsts[0]).total_seconds()
+        left = (top - log.high).total_seconds()
+        average = len(log.pages) / read
+        latest = 1 / max((log.high - firsts[-1]).total_seconds(), read / len(log.pages) / 100)
+        slope = (latest - average) / (read / 2)
+        slope = max(slope, (latest / 4 - latest) / left)  # the line stays above a quarter of latest up to the top
+        return cls(log.high, top, left, latest, slope, latest * left + slope * left * left / 2)
+
+    def at(self, part: int, parts: int) -> datetime:
+        """Where the first ``part`` of ``parts`` equal shares of the pages left (from ``high``) end."""
+        if abs(self.slope) * self.left < 1e-9 * self.latest:  # an even spread: equal times
+            return self.high + (self.top - self.high) / parts * part
+        want = part / parts * self.pages
+        # latest * x + slope * x**2 / 2 == want, the root in [0, left]
+        x = (-self.latest + math.sqrt(max(self.latest**2 + 2 * self.slope * want, 0.0))) / self.slope
+        return self.high + timedelta(seconds=min(max(x, 0.0), self.left))
 
 
 def split_point(spans: Sequence[Span], logs: Sequence[PassLog]) -> Optional[Tuple[int, datetime]]:
     """The slice to split when a request slot frees up, and where; None when none is worth it.
 
-    Each unfinished slice's pages left are estimated from its own pages so far (how much of the updatedTime range a
-    page of it held) and the range it has left above what it has read: up to its upper bound, or for the open-ended
-    slice up to the latest ``Date`` less :data:`CLOCK_MARGIN` (so the new open slice starts below the updatedTime
-    clock's "now" and every edit made from here on still shows up in it). The slice with the most pages left, at least
-    :data:`SPLIT_MIN_PAGES`, is cut at the middle of its range left.
+    Each unfinished slice's pages left are estimated from its own pages so far (:class:`Trend`) and the range it has
+    left above what it has read: up to its upper bound, or for the open-ended slice up to the latest ``Date`` less
+    :data:`CLOCK_MARGIN` (so the new open slice starts below the updatedTime clock's "now" and every edit made from
+    here on still shows up in it). The slice with the most pages left, at least :data:`SPLIT_MIN_PAGES`, is cut where
+    half of them are estimated to lie.
     """
     served = [log.last_served for log in logs if log.last_served is not None]
     if not served:
@@ -444,15 +484,11 @@ def split_point(spans: Sequence[Span], logs: Sequence[PassLog]) -> Optional[Tupl
     now_floor = max(served) - CLOCK_MARGIN
     best: Optional[Tuple[float, int, datetime]] = None
     for index, (span, log) in enumerate(zip(spans, logs, strict=True)):
-        firsts = [page.first for page in log.pages if page.first is not None]
-        if span.finished or not firsts or log.high is None or log.high <= firsts[0]:
+        if span.finished:
             continue
-        per_page = (log.high - firsts[0]) / len(log.pages)
-        upper = log.stop_before if log.stop_before is not None else now_floor
-        left = upper - log.high
-        pages_left = left / per_page
-        if pages_left >= SPLIT_MIN_PAGES and (best is None or pages_left > best[0]):
-            best = (pages_left, index, log.high + left / 2)
+        trend = Trend.of(log, log.stop_before if log.stop_before is not None else now_floor)
+        if trend is not None and trend.pages >= SPLIT_MIN_PAGES and (best is None or trend.pages > best[0]):
+            best = (trend.pages, index, trend.at(1, 2))
     return None if best is None else (best[1], best[2])
 
 

@@ -95,6 +95,51 @@ def test_given_slices_with_pages_left_when_a_slot_frees_then_the_one_with_most_l
     assert point == (1, at(4) + (at(27) - at(4)) / 2)
 
 
+def day(n: int) -> datetime:
+    return at(1) + timedelta(days=n - 1)
+
+
+def growing_log(days: List[int], served: datetime, stop_before: Optional[datetime] = None) -> PassLog:
+    """A log of pages that each begin on the given days and end where the next begins (the last, a day later)."""
+    log = PassLog(lower=day(days[0]), stop_before=stop_before)
+    for first, end in zip(days, [*days[1:], days[-1] + 1], strict=True):
+        log.observe(
+            Answer([], "t", served),
+            [
+                {"id": f"p{first}", "updatedTime": day(first).isoformat()},
+                {"id": f"q{first}", "updatedTime": day(end).isoformat()},
+            ],
+        )
+    return log
+
+
+def test_given_denser_pages_when_a_slot_frees_then_the_split_is_above_the_middle_where_half_the_pages_lie() -> None:
+    """Pages spanning 8, 4, 2, 1 days: the density grows, so more pages lie high in the range left than low in it.
+    Breaks if the estimate ignores the trend (the even spread: cut in the middle, fewer pages counted)."""
+    log = growing_log([1, 9, 13, 15], served=day(60), stop_before=day(40))
+    point = core.split_point([Span(day(1), day(40))], [log])
+    assert point is not None
+    index, middle = point
+    assert index == 0 and day(16) + (day(40) - day(16)) / 2 < middle < day(40)
+    trend = core.Trend.of(log, day(40))
+    assert trend is not None and trend.pages > 24  # 24 days left at the latest page's day a page, more as it grows
+    x = (middle - day(16)).total_seconds()
+    assert trend.latest * x + trend.slope * x * x / 2 == pytest.approx(trend.pages / 2, rel=1e-6)  # half below
+
+
+def test_given_a_dense_late_stream_when_planned_then_the_cuts_hold_equal_pages_not_equal_times() -> None:
+    log = growing_log([1, 9, 13, 15], served=day(60) + core.CLOCK_MARGIN)
+    bounds = core.plan_slices(log, slots=3)
+    assert len(bounds) == 2
+    first, second = ((b - day(16)).total_seconds() for b in bounds)
+    total = (day(60) - day(16)).total_seconds()
+    assert total / 3 < first < second and second - first < first  # the later parts are narrower: denser
+    trend = core.Trend.of(log, day(60))
+    assert trend is not None
+    for share, x in zip((1 / 3, 2 / 3), (first, second), strict=True):
+        assert trend.latest * x + trend.slope * x * x / 2 == pytest.approx(share * trend.pages, rel=1e-6)
+
+
 def test_given_iterators_when_fanned_in_then_every_item_in_order_new_ones_picked_up_and_a_limit_kept() -> None:
     running, peak = 0, 0
     lock = threading.Lock()
