@@ -47,6 +47,19 @@ def test_given_one_large_stream_when_read_then_three_pages_in_flight_every_recor
         assert parse_instant_ms(final["updatedTime"]) == newest
 
 
+@pytest.mark.slow
+def test_given_three_streams_read_side_by_side_when_read_then_none_slices_into_slots_the_others_hold() -> None:
+    """Three streams hold the three slots: slicing one would only add requests (a partial page per slice) and
+    contend for slots. Breaks if a stream slices itself while the others run (more than the plain page count)."""
+    with BillEmulator(seed=5, sizes={"vendors": 3000, "bills": 3000, "invoices": 3000}) as emu:
+        emu.settings.latency_s = 0.015  # slow enough that a stream read alone would slice
+        output = read(fast_source(), emu.config(), catalog(["vendors", "bills", "invoices"], INCREMENTAL))
+        assert not output.errors
+        assert len(output.records) == 9000
+        assert emu.stats.total_requests == 1 + 3 * 30  # login, and 30 pages a stream: no slice
+        assert not output.is_in_logs("slices of updatedTime")
+
+
 def test_given_one_request_slot_when_large_stream_read_then_not_sliced() -> None:
     with BillEmulator(seed=5, sizes={"vendors": 3000}) as emu:
         output = read(fast_source(), emu.config(max_concurrent_requests=1), catalog(["vendors"]))

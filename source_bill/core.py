@@ -596,11 +596,16 @@ class Reader:
     fetch: Fetch
     fan_in: FanIn[Page]
     slots: int = 1
+    others: Callable[[], int] = lambda: 0  # other streams read side by side now, each holding a slot
     may_slice: Callable[[], bool] = lambda: True
     max_catch_up_passes: int = 2
     adaptive: bool = True
     slice_min_pages: int = SLICE_MIN_PAGES
     logger: logging.Logger = LOGGER
+
+    def free_slots(self) -> int:
+        """The request slots this stream may fill now: those other streams read side by side do not hold."""
+        return max(1, self.slots - self.others())
 
     def walk(self, query: Query, log: Optional[PassLog] = None) -> Iterator[Page]:
         """One walk through the list with a fixed query, following nextPage to the end (or the log's stop)."""
@@ -712,8 +717,8 @@ class Reader:
         for page in first_query:
             span = replace(span, emitted=page.high)
             yield page, covered([span], []), main.ordered
-            if page.has_more and self.slots > 1 and self.may_slice():
-                bounds = plan_slices(main, self.slots, self.slice_min_pages)
+            if page.has_more and self.free_slots() > 1 and self.may_slice():
+                bounds = plan_slices(main, self.free_slots(), self.slice_min_pages)
                 if bounds:
                     break
         if not bounds:
@@ -749,7 +754,7 @@ class Reader:
             else:
                 spans[index] = replace(spans[index], emitted=page.high)
             # a request slot is free (a slice finished, or fewer were planned): split the slice with most left
-            if self.adaptive and sum(not span.finished for span in spans) < self.slots:
+            if self.adaptive and sum(not span.finished for span in spans) < self.free_slots():
                 if self._split(walks, spans, logs) and spans[-1].upper is None:
                     tail, last_of_tail = len(walks) - 1, []
             if page is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
@@ -212,6 +213,12 @@ class SourceBill(AbstractSource):
         if self.batch_records:
             count_records_truly(stream_logger)
         logger.info(f"Starting syncing {self.name}")
+        # streams read side by side each hold a request slot: a stream slices itself only into the slots left free
+        active = [0]
+        active_lock = threading.Lock()
+        for stream in self._prebuilt or []:
+            if isinstance(stream, BillStream):
+                stream.others = lambda: max(0, active[0] - 1)
 
         def batches(configured: ConfiguredAirbyteStream) -> Iterator[List[AirbyteMessage]]:
             """The CDK's read of one stream, in batches of messages (a failure noted, its details already emitted)."""
@@ -220,6 +227,8 @@ class SourceBill(AbstractSource):
             feed = feeds.get(configured.stream.name)  # a child stream waits for this stream's pages
             if feed is not None:
                 feed.started()
+            with active_lock:
+                active[0] += 1
             try:
                 if client.auth.failed is not None:  # the sign-in failed for good: start no more streams
                     return
@@ -236,6 +245,8 @@ class SourceBill(AbstractSource):
             except Exception as exc:
                 failures.append(f"{configured.stream.name}: {exc!r}")
             finally:
+                with active_lock:
+                    active[0] -= 1
                 if feed is not None:
                     feed.close()
             if batch:

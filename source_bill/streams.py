@@ -82,6 +82,7 @@ class BillStream(Stream, ABC):
     slice_min_round_trip_s: ClassVar[float] = SLICE_MIN_ROUND_TRIP_S
     page_size = PAGE_SIZE
     batch_records = False  # a page of records as one RecordBatch (only when the entrypoint writes batches)
+    others: Callable[[], int] = staticmethod(lambda: 0)  # other streams read side by side now (set by the source)
 
     def __init__(self, client: BillClient, config: BillConfig) -> None:
         self._client = client
@@ -196,6 +197,7 @@ class BillStream(Stream, ABC):
             fetch=fetch,
             fan_in=lambda walks: fanin.side_by_side(walks, name=f"bill-{self.name}"),
             slots=self._config.max_concurrent_requests,
+            others=self.others,
             may_slice=lambda: self._client.fastest_answer_s >= self.slice_min_round_trip_s,
             max_catch_up_passes=self.max_catch_up_passes,
             logger=logger,
