@@ -352,8 +352,8 @@ def edited_again(logs: Sequence[PassLog]) -> Optional[datetime]:
     if not versions:
         return None
     again = {key for key, values in versions.items() if len(values) > 1}
-    for log in logs:
-        again.update(versions.keys() & set(log.read_ids))
+    for log in logs:  # a look-up per id read, not a set of them all: memory stays flat on large lists
+        again.update(key for key in log.read_ids if key in versions)
     return max((max(versions[key]) for key in again), default=None)
 
 

@@ -22,6 +22,7 @@ from typing import Any, List, Optional
 from .secrets import mask, mask_bytes
 
 SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
+MAX_PENDING_BYTES = 1 << 20  # written out at once past this, however recent the last write: memory stays flat
 
 
 class LineOutput:
@@ -32,6 +33,7 @@ class LineOutput:
         self._flush_interval = flush_interval
         self._lock = threading.Lock()  # not re-entrant: a signal handler in the writing thread must not enter
         self._pending: List[bytes] = []
+        self._pending_bytes = 0
         self._last_flush = time.monotonic()
         self._terminating = False
 
@@ -48,8 +50,9 @@ class LineOutput:
     def _add(self, masked: bytes) -> None:
         with self._lock:
             self._pending.append(masked)
+            self._pending_bytes += len(masked)
             now = time.monotonic()
-            if now - self._last_flush >= self._flush_interval:
+            if now - self._last_flush >= self._flush_interval or self._pending_bytes >= MAX_PENDING_BYTES:
                 self._write_out(whole_lines_only=False)
                 self._last_flush = now
         if self._terminating:
@@ -99,14 +102,17 @@ class LineOutput:
         """Write what is pending (the caller holds the lock); with ``whole_lines_only``, up to the last newline."""
         data = b"".join(self._pending)
         self._pending = []
+        self._pending_bytes = 0
         if whole_lines_only:
             data = data[: data.rfind(b"\n") + 1]
         elif not data.endswith(b"\n") and b"\n" in data:  # keep an unfinished line until it is finished
             cut = data.rfind(b"\n") + 1
             data, rest = data[:cut], data[cut:]
             self._pending = [rest]
+            self._pending_bytes = len(rest)
         elif not data.endswith(b"\n"):
             self._pending = [data]
+            self._pending_bytes = len(data)
             return
         self._write_raw(data)
 
