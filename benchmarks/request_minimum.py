@@ -12,22 +12,11 @@ import math
 from typing import Any, Dict, Iterable, Tuple
 
 from integration_tests.bill_emulator import STREAMS, BillEmulator
+from source_bill.declarations import child_streams, shape_stream_names
 
 PAGE = 100
-SHAPES = [
-    "organization",
-    "billing_statements",
-    "card_accounts",
-    "ap_cards",
-    "bill_approval_policies",
-    "bills_pending_approval",
-]
-CHILDREN = {
-    "bill_documents": "bills",
-    "vendor_attachments": "vendors",
-    "customer_attachments": "customers",
-    "invoice_attachments": "invoices",
-}
+SHAPES = list(shape_stream_names())
+CHILDREN = {child: parent for child, (parent, _) in child_streams().items()}
 KEYS = {"bills_pending_approval": "billId"}
 EVERY_STREAM = [*STREAMS, *SHAPES, *CHILDREN]  # Spend & Expense has its own benchmark (spend_bench.py)
 CHANGE_EVERY = 20  # 5 % of each parent list changes

@@ -18,23 +18,12 @@ import pytest
 
 from integration_tests.bill_emulator import BillEmulator
 from integration_tests.test_cli_e2e import ok, run_cli, write_json
+from source_bill.declarations import child_streams, shape_stream_names
 
 pytestmark = pytest.mark.slow
 
-SHAPES = [
-    "organization",
-    "billing_statements",
-    "card_accounts",
-    "ap_cards",
-    "bill_approval_policies",
-    "bills_pending_approval",
-]
-CHILDREN = {
-    "bill_documents": ("bills", "billId"),
-    "vendor_attachments": ("vendors", "vendorId"),
-    "customer_attachments": ("customers", "customerId"),
-    "invoice_attachments": ("invoices", "invoiceId"),
-}
+SHAPES = list(shape_stream_names())
+CHILDREN = child_streams()
 KEYS = {"bills_pending_approval": "billId"}
 SIZES = {"bills": 60, "vendors": 25, "customers": 20, "invoices": 30}
 

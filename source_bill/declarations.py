@@ -88,3 +88,20 @@ def declaration(name: str) -> StreamDeclaration:
 
 def stream_names() -> Tuple[str, ...]:
     return tuple(declared.name for declared in declarations())
+
+
+def shape_stream_names() -> Tuple[str, ...]:
+    """The streams of other answer shapes (one object, a bare array, another records key), in discover's order."""
+    from .more_streams import MORE_STREAM_CLASSES
+
+    return tuple(object.__new__(stream_class).name for stream_class in MORE_STREAM_CLASSES)
+
+
+def child_streams() -> Dict[str, Tuple[str, str]]:
+    """Each child stream's parent stream and the parent's id field in each child row, in discover's order."""
+    from .children import CHILD_STREAM_CLASSES
+
+    return {
+        object.__new__(child).name: (object.__new__(child.parent_class).name, child.parent_key)
+        for child in CHILD_STREAM_CLASSES
+    }
