@@ -26,6 +26,7 @@ from source_bill.children import CHILD_STREAM_CLASSES
 from source_bill.more_streams import MORE_STREAM_CLASSES
 from source_bill.spend import SPEND_STREAM_CLASSES
 from source_bill.streams import STREAM_CLASSES
+from tests_support import FakeClock
 
 pytestmark = pytest.mark.slow
 
@@ -210,19 +211,6 @@ def test_given_oauth_env_when_main_job_runs_then_every_stream_lands_in_duckdb(tm
                 ), stream
 
 
-class MonotonicClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: List[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_given_a_budget_of_two_requests_an_hour_when_read_then_the_token_request_counts_against_it() -> None:
     from airbyte_cdk.models import SyncMode
     from airbyte_cdk.test.catalog_builder import CatalogBuilder
@@ -230,7 +218,7 @@ def test_given_a_budget_of_two_requests_an_hour_when_read_then_the_token_request
 
     from source_bill import SourceBill
 
-    clock = MonotonicClock()
+    clock = FakeClock(100.0)
     with BillEmulator(seed=5, host="127.0.0.1", port=0, sizes={"vendors": 150}) as emu:
         source = SourceBill(clock=clock, sleep=clock.sleep)
         catalog = CatalogBuilder().with_stream("vendors", SyncMode.full_refresh).build()

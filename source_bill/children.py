@@ -24,10 +24,9 @@ from abc import ABC
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from airbyte_cdk.models import (
-    AirbyteMessage,
     AirbyteRecordMessageFileReference,
     AirbyteStateMessage,
     AirbyteStream,
@@ -45,7 +44,6 @@ from .config import BillConfig, config_error
 from .core import CURSOR, Page
 from .errors import Action, Rule
 from .files import FileStager
-from .messages import RecordWriter
 from .sharing import ParentFeed, ParentKey, ParentPage, parent_page
 from .streams import FULL_REFRESH_DONE, Bills, BillStream, Customers, Invoices, Vendors
 from .timeutil import parse_instant, utcnow
@@ -119,25 +117,8 @@ class ChildStream(BillStream, ABC):
         return reread
 
     # --- reading --------------------------------------------------------------------------------------------
-    def read(  # type: ignore[override]
-        self,
-        configured_stream: Any,
-        logger: logging.Logger,
-        slice_logger: Any,
-        stream_state: MutableMapping[str, Any],
-        state_manager: Any,
-        internal_config: Any,
-    ) -> Iterator[AirbyteMessage]:
-        incremental = configured_stream.sync_mode == SyncMode.incremental
-        out = RecordWriter(self.name, self.namespace, self.batch_records, state_manager)
-        for page in self._pages_for(incremental, self.state if incremental else {}, logger):
-            yield from out.records(page.records, page.files if isinstance(page, ChildPage) else None)
-            if page.state is not None:
-                self._state = page.state
-                yield from out.state(page.state)
-        if not incremental:
-            yield from out.state(FULL_REFRESH_DONE)
-        out.log_count(logger)
+    def _files(self, page: Page) -> Optional[List[Optional[AirbyteRecordMessageFileReference]]]:
+        return page.files if isinstance(page, ChildPage) else None
 
     def _pages_for(self, incremental: bool, state: Mapping[str, Any], logger: logging.Logger) -> Iterator[Page]:
         started = False

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Sequence, Union
 
 import requests
-from airbyte_cdk.models import AirbyteMessage, SyncMode
+from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessageFileReference, SyncMode
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -117,13 +117,17 @@ class BillStream(Stream, ABC):
         incremental = configured_stream.sync_mode == SyncMode.incremental and bool(self.cursor_field)
         out = RecordWriter(self.name, self.namespace, self.batch_records, state_manager)
         for page in self._pages_for(incremental, self.state if incremental else {}, logger):
-            yield from out.records(page.records)
+            yield from out.records(page.records, self._files(page))
             if page.state is not None:
                 self._state = page.state
                 yield from out.state(page.state)
         if not incremental:
             yield from out.state(FULL_REFRESH_DONE)
         out.log_count(logger)
+
+    def _files(self, page: Page) -> Optional[List[Optional[AirbyteRecordMessageFileReference]]]:
+        """The file reference of each record of ``page`` (None: no files; child streams stage them)."""
+        return None
 
     def read_records(
         self,

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from collections import defaultdict
 from decimal import Decimal
-from typing import Any, Dict, Iterator, List
+from pathlib import Path
+from typing import Any, Dict, List
 
 import orjson
 import pytest
@@ -24,6 +27,7 @@ from airbyte_cdk.test.mock_http import HttpMocker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tests_support
 from source_bill import jsonparse
 from source_bill.config_messages import BillEntrypoint
 from source_bill.messages import RECORD_COUNT_LINE, RecordBatch, TrueRecordCount
@@ -170,19 +174,10 @@ def test_given_the_record_count_filter_then_it_drops_only_the_cdks_count_line() 
     assert kept.filter(record("Syncing stream: vendors "))
 
 
-def _lines(run: Iterator[str]) -> List[str]:
-    return [line for text in run for line in text.split("\n")]
-
-
 def test_given_bill_entrypoint_when_reading_then_a_page_is_one_string_of_lines() -> None:
     """The CLI writes what run() yields, a newline after each: a page of 100 records is one string of 100 lines."""
     with HttpMocker() as http_mocker:
         _mock_three_pages(http_mocker)
-        import tempfile
-        from pathlib import Path
-
-        import tests_support
-
         with tempfile.TemporaryDirectory() as tmp:
             cfg = tests_support.write_json(Path(tmp) / "config.json", config())
             cat = tests_support.write_json(
@@ -225,8 +220,6 @@ def test_given_any_secrets_when_a_page_is_masked_as_bytes_then_it_equals_masking
 
 
 def test_given_a_page_with_a_secret_when_the_cli_writes_it_as_bytes_then_the_secret_is_masked() -> None:
-    import os
-
     from source_bill.output import LineOutput
     from source_bill.secrets import register
 

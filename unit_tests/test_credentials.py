@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 from airbyte_cdk.models import FailureType
@@ -14,6 +14,7 @@ from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
 from source_bill import SourceBill
 from source_bill.config import BillConfig, ClientCredentials, UserLogin
 from source_bill.config_messages import BillEntrypoint
+from tests_support import FakeClock
 from unit_tests.builders import (
     CONFIG,
     SESSION,
@@ -49,21 +50,6 @@ def login_answer(session_id: str, user_id: str) -> HttpResponse:
     return HttpResponse(json.dumps(body))
 
 
-class FakeClock:
-    """Monotonic clock that moves only when the connector sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: List[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 @pytest.mark.parametrize(
     "is_sync_token,user_id,logins",
     [
@@ -76,7 +62,7 @@ class FakeClock:
 def test_given_a_31_minute_wait_mid_read_when_the_read_goes_on_then_only_a_user_session_is_renewed(
     http_mocker: HttpMocker, is_sync_token: bool, user_id: str, logins: int
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     login = login_request()
     http_mocker.post(login, [login_answer(SESSION, user_id), login_answer("SESSION-2", user_id)][:logins])
     http_mocker.get(list_request("vendors"), page_response(records(0, 100), "t1"))
