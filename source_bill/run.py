@@ -2,17 +2,24 @@
 
 Like the CDK's ``launch``, with config errors that name the key (``BillEntrypoint``), and every line goes
 through ``LineOutput``: the secret filter for every message type, whole lines only, and a clean exit on SIGTERM.
+The CDK is imported lean (``boot.lean_package``: only the submodules the connector uses; ``boot.fast_attribute_docs``:
+its serializers built without parsing a module per class), so it must not be imported above those calls.
 """
 
 import atexit
 import sys
 from typing import List
 
-from airbyte_cdk.sources import Source
+from .boot import fast_attribute_docs, lean_package
 
-from .config_messages import BillEntrypoint
-from .output import LineOutput, install
-from .source import SourceBill
+lean_package("airbyte_cdk")
+fast_attribute_docs()
+
+from airbyte_cdk.sources import Source  # noqa: E402 (after lean_package, on purpose)
+
+from .config_messages import BillEntrypoint  # noqa: E402
+from .output import LineOutput, install  # noqa: E402
+from .source import SourceBill  # noqa: E402
 
 
 def run() -> None:
