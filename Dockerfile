@@ -6,7 +6,7 @@ ARG BASE_IMAGE=docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c426
 FROM ${BASE_IMAGE}
 
 LABEL io.airbyte.name=airbyte/source-bill \
-      io.airbyte.version=0.4.0
+      io.airbyte.version=0.4.1
 
 WORKDIR /airbyte/integration_code
 
