@@ -171,10 +171,10 @@ def test_given_a_token_when_every_spend_stream_is_read_then_each_equals_what_s_a
         ("spend_custom_fields", "custom-fields"),
     ]:
         assert records(output, stream) == spend.records(kind), stream
-    # the budgets list omits two budgets that cards reference, one only a transaction references and one only a
-    # reimbursement references: they are fetched by id, once each
+    # the budgets list omits two budgets that cards reference, and one each that only a transaction, only a
+    # reimbursement and only a custom field references: they are fetched by id, once each
     hidden = spend.hidden_budget_ids()
-    assert len(hidden) == 4 and hidden[2:] == spend.elsewhere_budget_ids
+    assert len(hidden) == 5 and hidden[2:] == spend.elsewhere_budget_ids
     assert sorted(b["id"] for b in records(output, "spend_budgets")) == sorted(
         b["id"] for b in spend.records("budgets")
     )

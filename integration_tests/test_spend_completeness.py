@@ -17,7 +17,7 @@ from airbyte_cdk.test.state_builder import StateBuilder
 from integration_tests.bill_emulator import BillEmulator
 from integration_tests.test_spend import FakeTime, catalog, last_state, records, source, spend_requests
 
-BUDGET_LISTS = ["/v3/spend/budgets", "/v3/spend/cards", "/v3/spend/reimbursements"]
+BUDGET_LISTS = ["/v3/spend/budgets", "/v3/spend/cards", "/v3/spend/custom-fields", "/v3/spend/reimbursements"]
 
 
 @pytest.fixture
@@ -44,18 +44,18 @@ def all_budgets(emu: BillEmulator, *, but: str = "") -> List[str]:
 
 
 # --- spend_budgets: every referenced budget ---------------------------------------------------------------
-def test_given_no_transactions_state_when_budgets_alone_are_read_then_card_and_reimbursement_budgets_by_id(
+def test_given_no_transactions_state_when_budgets_alone_are_read_then_card_reimbursement_and_field_budgets_by_id(
     emu: BillEmulator, time: FakeTime
 ) -> None:
-    only_transactions, only_reimbursements = emu.spend.elsewhere_budget_ids
+    only_transactions, only_reimbursements, only_custom_field = emu.spend.elsewhere_budget_ids
     output = read(source(time), emu.config(spend_api_token=emu.spend.token), catalog(["spend_budgets"]))
     assert not output.errors
     # a budget only transactions reference cannot be known without them: the one gap, said in the docs
     assert budget_ids(output) == all_budgets(emu, but=only_transactions)
     hidden = emu.spend.hidden_budget_ids()
-    assert by_id_requests(emu) == sorted([*hidden[:2], only_reimbursements])
+    assert by_id_requests(emu) == sorted([*hidden[:2], only_reimbursements, only_custom_field])
     assert sorted(p for _, p, _, _ in spend_requests(emu) if p.count("/") == 3) == BUDGET_LISTS  # one page each
-    assert len(spend_requests(emu)) == 6
+    assert len(spend_requests(emu)) == 4 + 4
 
 
 def test_given_the_transactions_state_of_an_earlier_sync_when_budgets_alone_are_read_then_their_budgets_too(
@@ -72,7 +72,7 @@ def test_given_the_transactions_state_of_an_earlier_sync_when_budgets_alone_are_
     assert not output.errors
     assert budget_ids(output) == all_budgets(emu)
     assert by_id_requests(emu) == sorted(emu.spend.hidden_budget_ids())
-    assert len(spend_requests(emu)) == 3 + 4
+    assert len(spend_requests(emu)) == 4 + 5  # the lists, then the 5 budgets they omit
 
 
 def test_given_a_transactions_state_without_budget_ids_when_read_then_it_is_valid_and_the_next_state_has_them(
@@ -225,4 +225,4 @@ def test_given_an_omitted_budget_whose_parent_is_omitted_too_when_budgets_are_re
     assert not output.errors
     assert budget_ids(output) == all_budgets(emu)
     assert by_id_requests(emu) == sorted(emu.spend.hidden_budget_ids())
-    assert len(spend_requests(emu)) == 3 + 4
+    assert len(spend_requests(emu)) == 4 + 5

@@ -6,8 +6,9 @@ S&E shares BILL's gateway and envelope ({nextPage, prevPage, results}) but not i
 sort by ``updatedTime``, and hard deletes. Every request still goes through ``BillClient._send`` (retries,
 timeouts, the requests-in-flight limit), on a route with S&E's credential, its minute window and its errors.
 Transactions are read in closed ``updatedTime`` windows, the other lists with one row of overlap between pages
-(source_bill/spend_core.py). ``spend_budgets`` adds, fetched by id, the budgets that cards, reimbursements and
-transactions reference but the budgets list omits; the transactions' budget ids live in their incremental state.
+(source_bill/spend_core.py). ``spend_budgets`` adds, fetched by id, the budgets that cards, reimbursements, custom
+fields and transactions reference but the budgets list omits; the transactions' budget ids live in their incremental
+state.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ CURSOR = "updatedTime"
 BUDGET_IDS = "budgetIds"  # in the spend_transactions state: the budgets its transactions reference
 TRANSACTIONS = "spend_transactions"
 BUDGET_STREAMS = {"spend_budgets", "spend_budget_members"}  # they read SpendContext.budgets()
+CUSTOM_FIELD_BUDGETS = ("selectedBudgetIds", "requiredBudgetIds")  # a custom field's budgets (ids; not the uuids)
 T = TypeVar("T")
 
 TOKEN_REFUSED = Rule(
@@ -266,10 +268,16 @@ class SpendContext:
             return self._lists[path]
 
     def budgets(self) -> List[Dict[str, Any]]:
-        """The budgets list, completed by the budgets it omits that cards, reimbursements, transactions (this sync's
-        read and the input state) or other budgets (``parentBudgetId``) reference, fetched by id."""
+        """The budgets list, completed by the budgets it omits that cards, reimbursements, custom fields
+        (``selectedBudgetIds``, ``requiredBudgetIds``), transactions (this sync's read and the input state) or other
+        budgets (``parentBudgetId``) reference, fetched by id."""
         listed = self.listed("budgets")
         referenced = {row.get("budgetId") for kind in ("cards", "reimbursements") for row in self.listed(kind)}
+        for custom_field in self.listed("custom-fields"):  # the budgets a field is offered or required on
+            for key in CUSTOM_FIELD_BUDGETS:
+                ids = custom_field.get(key)
+                if isinstance(ids, list):
+                    referenced.update(value for value in ids if isinstance(value, str))
         if not self._transactions_over.is_set():
             self.client.logger.info(
                 "The S&E budget streams wait for the spend_transactions read beside them to end: the budgets its "
@@ -291,8 +299,8 @@ class SpendContext:
                     missing = _ids({budget.get("parentBudgetId") for budget in found}) - known
                 if asked:
                     self.client.logger.info(
-                        f"The S&E budgets list omitted {asked} budgets that cards, reimbursements, transactions or "
-                        f"budgets reference; fetched by id ({asked - len(fetched)} no longer exist)."
+                        f"The S&E budgets list omitted {asked} budgets that cards, reimbursements, custom fields, "
+                        f"transactions or budgets reference; fetched by id ({asked - len(fetched)} no longer exist)."
                     )
                 self._budgets = listed + fetched
             return self._budgets
@@ -432,7 +440,8 @@ class SpendCards(SpendStream):
 
 
 class SpendBudgets(SpendStream):
-    """Budgets, with those that cards, reimbursements and transactions reference but the list omits fetched by id:
+    """Budgets, with those that cards, reimbursements, custom fields and transactions reference but the list omits
+    fetched by id:
     https://developer.bill.com/reference/listbudgets"""
 
     def pages(self, incremental: bool) -> Iterator[Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]]:
@@ -454,7 +463,7 @@ class SpendCustomFields(SpendStream):
     """Custom fields: https://developer.bill.com/reference/listcustomfields"""
 
     def pages(self, incremental: bool) -> Iterator[Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]]:
-        yield self._context.listed("custom-fields"), None
+        yield self._context.listed("custom-fields"), None  # read once: the budgets stream needs them too
 
 
 class SpendBudgetMembers(SpendStream):

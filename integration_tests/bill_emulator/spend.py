@@ -13,7 +13,7 @@
                                           # above 0, hard-delete one row before that offset (rows shift back)
     emu.spend.settings.opaque_cursors     # nextPage not of the form base64("arrayconnection:<offset>")
     emu.spend.deleted_while_paging        # [(kind, id or userId)] of those deletes
-    emu.spend.elsewhere_budget_ids        # budgets only a transaction / only a reimbursement references
+    emu.spend.elsewhere_budget_ids        # budgets only a transaction / a reimbursement / a custom field references
     emu.spend.accepted_at, emu.spend.rejected_429, emu.spend.requests_by_kind
 
 What it does like S&E (bill-api.md 13.2): the cursor comes back as ``nextPage`` (base64 of
@@ -22,8 +22,8 @@ What it does like S&E (bill-api.md 13.2): the cursor comes back as ``nextPage`` 
 transactions' ``updatedTime``/``authorizedTime``/``occurredTime`` with gte/lte, values quoted; ``sort`` only
 amount, merchantName, occurredTime (others 400); 60 requests a minute per token in a moving window of the
 emulator clock (429 + Retry-After); transactions listed by occurredTime, newest first; the budgets list omits
-``hidden_budgets`` budgets that cards reference and the budgets that only a transaction or only a reimbursement
-references, while GET /v3/spend/budgets/{id} returns them.
+``hidden_budgets`` budgets that cards reference and the budgets that only a transaction, only a reimbursement or only
+a custom field (its ``requiredBudgetIds``) references, while GET /v3/spend/budgets/{id} returns them.
 """
 
 from __future__ import annotations
@@ -174,7 +174,15 @@ class SpendEmulator:
                 }
             )
         fields = [
-            {"id": self._id("cfd_"), "uuid": self._uuid(), "name": f"Field {i}", "type": "CUSTOM_SELECTOR"}
+            {
+                "id": self._id("cfd_"),
+                "uuid": self._uuid(),
+                "name": f"Field {i}",
+                "type": "CUSTOM_SELECTOR",
+                "global": False,
+                "selectedBudgetIds": [budgets[i % len(budgets)]["id"]],
+                "requiredBudgetIds": [],
+            }
             for i in range(sizes["custom_fields"])
         ]
         for i, custom_field in enumerate(fields):
@@ -205,12 +213,19 @@ class SpendEmulator:
         for _ in range(sizes["transactions"]):
             self._data["transactions"].append(self._transaction(now - self._rng.randrange(DAY_MS, 365 * DAY_MS)))
         self._card_budget_ids = {budget["id"] for budget in budgets}  # the budgets cards reference
-        for kind in ("transactions", "reimbursements"):  # a budget only one row of this kind references
+        for kind in (
+            "transactions",
+            "reimbursements",
+            "custom-fields",
+        ):  # a budget only one row of this kind references
             if self._data[kind]:
                 budget = {**budgets[0], "id": self._id("bgt_"), "uuid": self._uuid(), "name": f"Budget of {kind}"}
                 self._data["budgets"].append(budget)
                 self.members[budget["id"]] = [dict(m) for m in self.members[budgets[0]["id"]]]
-                self._data[kind][0]["budgetId"] = budget["id"]
+                if kind == "custom-fields":  # a field required on that budget's expenses
+                    self._data[kind][0]["requiredBudgetIds"] = [budget["id"]]
+                else:
+                    self._data[kind][0]["budgetId"] = budget["id"]
                 self.elsewhere_budget_ids.append(budget["id"])
 
     def _transaction(self, updated_ms: int) -> dict:
