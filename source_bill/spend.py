@@ -276,8 +276,7 @@ class SpendContext:
         for custom_field in self.listed("custom-fields"):  # the budgets a field is offered or required on
             for key in CUSTOM_FIELD_BUDGETS:
                 ids = custom_field.get(key)
-                if isinstance(ids, list):
-                    referenced.update(value for value in ids if isinstance(value, str))
+                referenced |= _ids(ids) if isinstance(ids, list) else set()
         if not self._transactions_over.is_set():
             self.client.logger.info(
                 "The S&E budget streams wait for the spend_transactions read beside them to end: the budgets its "

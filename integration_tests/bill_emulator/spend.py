@@ -213,11 +213,8 @@ class SpendEmulator:
         for _ in range(sizes["transactions"]):
             self._data["transactions"].append(self._transaction(now - self._rng.randrange(DAY_MS, 365 * DAY_MS)))
         self._card_budget_ids = {budget["id"] for budget in budgets}  # the budgets cards reference
-        for kind in (
-            "transactions",
-            "reimbursements",
-            "custom-fields",
-        ):  # a budget only one row of this kind references
+        # a budget only one row of each kind references
+        for kind in ("transactions", "reimbursements", "custom-fields"):
             if self._data[kind]:
                 budget = {**budgets[0], "id": self._id("bgt_"), "uuid": self._uuid(), "name": f"Budget of {kind}"}
                 self._data["budgets"].append(budget)
